@@ -1,0 +1,43 @@
+# Alliance — set-up, serve, test. Everything a fresh machine needs is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.install-stamp
+DEMO_DB := data/demo.duckdb
+DB ?= $(DEMO_DB)
+PORT ?= 5006
+# Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k client"
+PYTEST_ARGS ?=
+
+.PHONY: install serve test lint demo bench clean
+
+install: $(STAMP)
+
+# Reinstall only when the package metadata changes; a second `make serve` installs nothing.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The demo database is built only when missing (and only at the default path).
+$(DEMO_DB): | $(STAMP)
+	$(BIN)/alliance demo --out $(DEMO_DB)
+
+demo: $(STAMP)
+	$(BIN)/alliance demo --out $(DEMO_DB) --force
+
+serve: $(STAMP)
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }
+	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check alliance tests
+
+clean:
+	rm -rf $(VENV) $(DEMO_DB) .pytest_cache

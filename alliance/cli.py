@@ -1,0 +1,78 @@
+"""The ``alliance`` command: build the demo database and import ratings."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from alliance import config
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _registry(paths: list[Path] | None):
+    from alliance.registry import RegistryError, load_registry
+
+    try:
+        return load_registry([config.DEFAULT_REGISTRY, *(paths or [])] if paths else None)
+    except RegistryError as exc:
+        raise SystemExit(f"alliance: {exc}") from None
+
+
+def cmd_demo(args) -> int:
+    from alliance.demo import write_demo
+
+    try:
+        counts = write_demo(Path(args.out), n_episodes=args.episodes, seed=args.seed, as_of=args.as_of,
+                            force=args.force)
+    except FileExistsError as exc:
+        print(f"alliance demo: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {args.out}: " + ", ".join(f"{n:,} {t}" for t, n in counts.items()))
+    return 0
+
+
+def cmd_import(args) -> int:
+    from alliance.importer import import_csv
+
+    report = import_csv(Path(args.file), Path(args.db), registry=_registry(args.instruments))
+    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="alliance", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="generate a realistic demo database with planted events")
+    demo.add_argument("--episodes", type=int, default=1500, help="number of episodes (default 1500)")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.add_argument("--out", default=str(config.DEFAULT_DB), help="database file to write")
+    demo.add_argument("--as-of", type=_date, default=None,
+                      help="the demo's 'today' (default: today); dates are offsets from it")
+    demo.add_argument("--force", action="store_true", help="overwrite an existing file")
+    demo.set_defaults(func=cmd_demo)
+
+    imp = sub.add_parser("import", help="import a long CSV of ratings (see README: data format)")
+    imp.add_argument("file", help="CSV file")
+    imp.add_argument("--db", required=True, help="database file (created if missing)")
+    imp.add_argument("--instruments", type=Path, action="append",
+                     help="extra instrument registry file (TOML); may be repeated")
+    imp.set_defaults(func=cmd_import)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Styling in one place: status colours (colour-blind safe, always paired with a shape or text),
+the instrument palette and HoloViews defaults."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401 — registers the Bokeh backend (no notebook output)
+
+# Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
+STATUS_COLOURS = {"red": "#D55E00", "yellow": "#E69F00", "green": "#009E73", "white": "#999999"}
+STATUS_MARKERS = {"red": "triangle", "yellow": "diamond", "green": "circle", "white": "square"}
+CONSTRUCT_COLOURS = {"outcome": "#0072B2", "alliance": "#CC79A7"}
+CUTOFF_COLOUR = "#555555"
+GAP_COLOUR = "#BBBBBB"
+
+PLOT_WIDTH = 900
+PANEL_HEIGHT = 260
+
+
+def apply_defaults() -> None:
+    """HoloViews option defaults shared by every view."""
+    hv.Store.set_current_backend("bokeh")
+    hv.opts.defaults(
+        hv.opts.Curve(line_width=2, tools=[], show_grid=True),
+        hv.opts.Scatter(size=9, show_grid=True),
+        hv.opts.Overlay(show_legend=False),
+    )
