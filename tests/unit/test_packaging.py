@@ -1,0 +1,52 @@
+"""Project layout promises: environment.yml and pyproject.toml agree, notebooks are thin."""
+
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import yaml  # PyYAML comes with bokeh
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _name(spec: str) -> str:
+    return re.split(r"[<>=!~ \[]", spec.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_name(d) for d in project["dependencies"]}
+    env = yaml.safe_load((REPO / "environment.yml").read_text())
+    conda = {_name(d) for d in env["dependencies"] if isinstance(d, str)} - {"python", "pip"}
+    assert runtime == conda
+    assert "nbconvert" in runtime  # panel serve needs it to serve notebooks
+
+
+def test_console_script_and_test_extra():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["alliance"] == "alliance.cli:main"
+    assert {"pytest", "playwright", "pytest-playwright", "nbclient"} <= {
+        _name(d) for d in project["optional-dependencies"]["test"]
+    }
+
+
+def test_notebooks_are_thin_and_end_with_servable():
+    notebooks = sorted((REPO / "dashboards").glob("*.ipynb"))
+    assert notebooks
+    for nb_path in notebooks:
+        cells = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
+        source = ["".join(c["source"]) for c in cells]
+        assert all("%" not in line.lstrip()[:1] for s in source for line in s.splitlines()), nb_path
+        assert source[-1].startswith("if pn.state.served:") and ".servable()" in source[-1], nb_path
+        assert all(not c.get("outputs") for c in cells), f"{nb_path} is committed with outputs"
+        # Thin: no function or class definitions, no SQL.
+        assert not any(re.search(r"^\s*(def|class) |SELECT ", s, re.M) for s in source), nb_path
+
+
+def test_every_query_has_a_documented_header():
+    from alliance.db import load_query, query_names
+
+    for name in query_names():
+        q = load_query(name)
+        assert q.columns and q.description, name
