@@ -30,8 +30,13 @@ def cmd_demo(args) -> int:
     from alliance.demo import write_demo
 
     try:
-        counts = write_demo(Path(args.out), n_episodes=args.episodes, seed=args.seed, as_of=args.as_of,
-                            force=args.force)
+        counts = write_demo(
+            Path(args.out),
+            n_episodes=args.episodes,
+            seed=args.seed,
+            as_of=args.as_of,
+            force=args.force,
+        )
     except FileExistsError as exc:
         print(f"alliance demo: {exc}", file=sys.stderr)
         return 2
@@ -55,16 +60,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--episodes", type=int, default=1500, help="number of episodes (default 1500)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--out", default=str(config.DEFAULT_DB), help="database file to write")
-    demo.add_argument("--as-of", type=_date, default=None,
-                      help="the demo's 'today' (default: today); dates are offsets from it")
+    demo.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="the demo's 'today' (default: today); dates are offsets from it",
+    )
     demo.add_argument("--force", action="store_true", help="overwrite an existing file")
     demo.set_defaults(func=cmd_demo)
 
     imp = sub.add_parser("import", help="import a long CSV of ratings (see README: data format)")
     imp.add_argument("file", help="CSV file")
     imp.add_argument("--db", required=True, help="database file (created if missing)")
-    imp.add_argument("--instruments", type=Path, action="append",
-                     help="extra instrument registry file (TOML); may be repeated")
+    imp.add_argument(
+        "--instruments",
+        type=Path,
+        action="append",
+        help="extra instrument registry file (TOML); may be repeated",
+    )
     imp.set_defaults(func=cmd_import)
     return parser
 

@@ -106,39 +106,69 @@ def read_ratings(path: Path, registry: Registry) -> tuple[pd.DataFrame, list[Row
 
     canon = raw["instrument"].map(registry.canonical)
     known = ", ".join(sorted(i.code for i in registry))
-    flag(canon.isna(), "instrument", lambda r: f"unknown instrument {r['instrument']!r} (known: {known})")
+    flag(
+        canon.isna(),
+        "instrument",
+        lambda r: f"unknown instrument {r['instrument']!r} (known: {known})",
+    )
     raw["instrument"] = canon
 
     score = pd.to_numeric(raw["score"], errors="coerce")
     flag(score.isna(), "score", lambda r: f"{r['score']!r} is not a number")
     lo = raw["instrument"].map(lambda c: registry.get(c).min_score if isinstance(c, str) else np.nan)
     hi = raw["instrument"].map(lambda c: registry.get(c).max_score if isinstance(c, str) else np.nan)
-    flag((score < lo) | (score > hi), "score",
-         lambda r: f"{r['score']} is outside {r['instrument']}'s range "
-                   f"{registry.get(r['instrument']).min_score:g}–{registry.get(r['instrument']).max_score:g}")
+    flag(
+        (score < lo) | (score > hi),
+        "score",
+        lambda r: (
+            f"{r['score']} is outside {r['instrument']}'s range "
+            f"{registry.get(r['instrument']).min_score:g}–{registry.get(r['instrument']).max_score:g}"
+        ),
+    )
 
     number = pd.to_numeric(raw["session_number"], errors="coerce")
-    flag(number.isna() | (number < 1) | (number != np.floor(number)), "session_number",
-         lambda r: f"{r['session_number']!r} is not a session position (1, 2, 3, …)")
+    flag(
+        number.isna() | (number < 1) | (number != np.floor(number)),
+        "session_number",
+        lambda r: f"{r['session_number']!r} is not a session position (1, 2, 3, …)",
+    )
 
     date = pd.to_datetime(raw["session_date"], errors="coerce", format="%Y-%m-%d")
     flag(date.isna(), "session_date", lambda r: f"{r['session_date']!r} is not a date (YYYY-MM-DD)")
 
-    population = (raw["population"].str.strip().str.lower().replace("", "adult")
-                  if "population" in raw.columns else pd.Series("adult", index=raw.index))
-    flag(~population.isin(POPULATIONS), "population",
-         lambda r: f"{r['population']!r} is not one of {', '.join(POPULATIONS)}")
+    population = (
+        raw["population"].str.strip().str.lower().replace("", "adult")
+        if "population" in raw.columns
+        else pd.Series("adult", index=raw.index)
+    )
+    flag(
+        ~population.isin(POPULATIONS),
+        "population",
+        lambda r: f"{r['population']!r} is not one of {', '.join(POPULATIONS)}",
+    )
     raw["population"] = population
 
-    end_date = (pd.to_datetime(raw["end_date"].replace("", None), errors="coerce", format="%Y-%m-%d")
-                if "end_date" in raw.columns else pd.Series(pd.NaT, index=raw.index))
+    end_date = (
+        pd.to_datetime(raw["end_date"].replace("", None), errors="coerce", format="%Y-%m-%d")
+        if "end_date" in raw.columns
+        else pd.Series(pd.NaT, index=raw.index)
+    )
     if "end_date" in raw.columns:
-        flag(end_date.isna() & ~_blank(raw["end_date"]), "end_date",
-             lambda r: f"{r['end_date']!r} is not a date (YYYY-MM-DD)")
-    end_reason = (raw["end_reason"].str.strip().str.lower().replace("", None)
-                  if "end_reason" in raw.columns else pd.Series(None, index=raw.index, dtype=object))
-    flag(end_reason.notna() & ~end_reason.isin(END_REASONS), "end_reason",
-         lambda r: f"{r['end_reason']!r} is not one of {', '.join(END_REASONS)}")
+        flag(
+            end_date.isna() & ~_blank(raw["end_date"]),
+            "end_date",
+            lambda r: f"{r['end_date']!r} is not a date (YYYY-MM-DD)",
+        )
+    end_reason = (
+        raw["end_reason"].str.strip().str.lower().replace("", None)
+        if "end_reason" in raw.columns
+        else pd.Series(None, index=raw.index, dtype=object)
+    )
+    flag(
+        end_reason.notna() & ~end_reason.isin(END_REASONS),
+        "end_reason",
+        lambda r: f"{r['end_reason']!r} is not one of {', '.join(END_REASONS)}",
+    )
     flag(end_reason.notna() & end_date.isna(), "end_reason", "an end reason needs an end_date")
 
     # Item columns: within the item range, no more items than the instrument has, summing to the total.
@@ -148,35 +178,53 @@ def read_ratings(path: Path, registry: Registry) -> tuple[pd.DataFrame, list[Row
         v = pd.to_numeric(raw[col].replace("", None), errors="coerce")
         flag(v.isna() & ~_blank(raw[col]), col, lambda r, col=col: f"{r[col]!r} is not a number")
         n_items = raw["instrument"].map(lambda c: registry.get(c).n_items if isinstance(c, str) else 0)
-        flag(v.notna() & (n_items < no), col,
-             lambda r, no=no: f"{r['instrument']} has no item {no}")
+        flag(v.notna() & (n_items < no), col, lambda r, no=no: f"{r['instrument']} has no item {no}")
         imin = raw["instrument"].map(lambda c: registry.get(c).item_min if isinstance(c, str) else None)
         imax = raw["instrument"].map(lambda c: registry.get(c).item_max if isinstance(c, str) else None)
-        flag(v.notna() & ((v < imin.astype(float)) | (v > imax.astype(float))), col,
-             lambda r, col=col: f"item score {r[col]} is outside the item range of {r['instrument']}")
+        flag(
+            v.notna() & ((v < imin.astype(float)) | (v > imax.astype(float))),
+            col,
+            lambda r, col=col: f"item score {r[col]} is outside the item range of {r['instrument']}",
+        )
         item_values[no] = v
     if item_values:
         item_frame = pd.DataFrame(item_values)
         n_given = item_frame.notna().sum(axis=1)
         n_items = raw["instrument"].map(lambda c: registry.get(c).n_items if isinstance(c, str) else 0)
         complete = (n_given == n_items) & (n_given > 0)
-        flag(complete & ((item_frame.sum(axis=1) - score).abs() > ITEM_SUM_TOLERANCE), "score",
-             lambda r: f"total {r['score']} is not the sum of its item scores")
+        flag(
+            complete & ((item_frame.sum(axis=1) - score).abs() > ITEM_SUM_TOLERANCE),
+            "score",
+            lambda r: f"total {r['score']} is not the sum of its item scores",
+        )
 
     if "episode_id" not in raw.columns or _blank(raw["episode_id"]).all():
         # Each client's rows form one episode.
         raw["episode_id"] = raw["client_id"] + "-1"
     else:
-        flag(_blank(raw["episode_id"]), "episode_id", "missing value (give every row an episode_id or none)")
+        flag(
+            _blank(raw["episode_id"]),
+            "episode_id",
+            "missing value (give every row an episode_id or none)",
+        )
 
     frame = pd.DataFrame(
         {
-            "row": rowno, "client_id": raw["client_id"], "clinician_id": raw["clinician_id"],
-            "episode_id": raw["episode_id"], "population": raw["population"],
+            "row": rowno,
+            "client_id": raw["client_id"],
+            "clinician_id": raw["clinician_id"],
+            "episode_id": raw["episode_id"],
+            "population": raw["population"],
             "team_id": raw["team_id"].replace("", DEFAULT_TEAM) if "team_id" in raw.columns else DEFAULT_TEAM,
-            "supervisor_id": raw["supervisor_id"].replace("", None) if "supervisor_id" in raw.columns else None,
-            "session_number": number, "session_date": date.dt.date, "instrument": raw["instrument"],
-            "score": score, "end_date": end_date.dt.date, "end_reason": end_reason,
+            "supervisor_id": raw["supervisor_id"].replace("", None)
+            if "supervisor_id" in raw.columns
+            else None,
+            "session_number": number,
+            "session_date": date.dt.date,
+            "instrument": raw["instrument"],
+            "score": score,
+            "end_date": end_date.dt.date,
+            "end_reason": end_reason,
         }
     )
     for no, v in item_values.items():
@@ -192,9 +240,13 @@ def _consistency_problems(frame: pd.DataFrame) -> list[RowProblem]:
     problems = []
     dup = frame.duplicated(["episode_id", "session_number", "instrument"], keep="first")
     for r in frame[dup].itertuples():
-        problems.append(RowProblem(r.row, "session_number",
-                                   f"second {r.instrument} rating for episode {r.episode_id} "
-                                   f"session {int(r.session_number)}"))
+        problems.append(
+            RowProblem(
+                r.row,
+                "session_number",
+                f"second {r.instrument} rating for episode {r.episode_id} session {int(r.session_number)}",
+            )
+        )
     for key, cols, what in (
         (["episode_id", "session_number"], "session_date", "session date"),
         (["episode_id"], "client_id", "client"),
@@ -204,15 +256,26 @@ def _consistency_problems(frame: pd.DataFrame) -> list[RowProblem]:
     ):
         first = frame.groupby(key, sort=False)[cols].transform("first")
         for r in frame[frame[cols] != first].itertuples():
-            problems.append(RowProblem(r.row, cols, f"{what} differs from an earlier row of the same "
-                                                    f"{' and '.join(k.replace('_id', '') for k in key)}"))
+            problems.append(
+                RowProblem(
+                    r.row,
+                    cols,
+                    f"{what} differs from an earlier row of the same "
+                    f"{' and '.join(k.replace('_id', '') for k in key)}",
+                )
+            )
     order = frame.sort_values(["episode_id", "session_number"])
     sess = order.drop_duplicates(["episode_id", "session_number"])
     prev = sess.groupby("episode_id")["session_date"].shift()
     for r in sess[prev.notna() & (pd.to_datetime(sess["session_date"]) < pd.to_datetime(prev))].itertuples():
-        problems.append(RowProblem(r.row, "session_date",
-                                   f"session {int(r.session_number)} of episode {r.episode_id} is dated "
-                                   "before an earlier session"))
+        problems.append(
+            RowProblem(
+                r.row,
+                "session_date",
+                f"session {int(r.session_number)} of episode {r.episode_id} is dated "
+                "before an earlier session",
+            )
+        )
     return problems
 
 
@@ -239,9 +302,14 @@ def import_csv(path: Path | str, db: Path | str, registry: Registry | None = Non
         if clash:
             ids = [c[0] for c in clash]
             rows = frame.loc[frame["episode_id"].isin(ids)].groupby("episode_id")["row"].min()
-            report.problems = [RowProblem(int(rows[i]), "episode_id",
-                                          f"episode {i} is already in {db}; nothing was written")
-                               for i in ids]
+            report.problems = [
+                RowProblem(
+                    int(rows[i]),
+                    "episode_id",
+                    f"episode {i} is already in {db}; nothing was written",
+                )
+                for i in ids
+            ]
             return report
         report.counts = _write(con, frame, registry, new_file)
     except Exception:
@@ -254,49 +322,75 @@ def import_csv(path: Path | str, db: Path | str, registry: Registry | None = Non
 
 
 def _write(con, frame: pd.DataFrame, registry: Registry, new_file: bool) -> dict[str, int]:
-    teams = (frame.groupby("team_id", as_index=False)
-             .agg(supervisor_id=("supervisor_id", "first")))
+    teams = frame.groupby("team_id", as_index=False).agg(supervisor_id=("supervisor_id", "first"))
     teams["name"] = teams["team_id"]
-    clinicians = frame.drop_duplicates("clinician_id")[["clinician_id", "team_id"]]
-    clients = frame.drop_duplicates("client_id")[["client_id"]]
-    episodes = (frame.groupby("episode_id", as_index=False)
-                .agg(client_id=("client_id", "first"), clinician_id=("clinician_id", "first"),
-                     population=("population", "first"), start_date=("session_date", "min"),
-                     end_date=("end_date", "max"), end_reason=("end_reason", "first")))
+    clinicians = frame.drop_duplicates("clinician_id")[["clinician_id", "team_id"]]  # noqa: F841 — read by SQL
+    clients = frame.drop_duplicates("client_id")[["client_id"]]  # noqa: F841 — read by SQL
+    episodes = frame.groupby("episode_id", as_index=False).agg(
+        client_id=("client_id", "first"),
+        clinician_id=("clinician_id", "first"),
+        population=("population", "first"),
+        start_date=("session_date", "min"),
+        end_date=("end_date", "max"),
+        end_reason=("end_reason", "first"),
+    )
     sessions = frame.drop_duplicates(["episode_id", "session_number"])[
-        ["episode_id", "session_number", "session_date"]].astype({"session_number": "int64"})
+        ["episode_id", "session_number", "session_date"]
+    ].astype({"session_number": "int64"})
     ratings = frame[["episode_id", "session_number", "instrument", "score"]].astype(
-        {"session_number": "int64"})
+        {"session_number": "int64"}
+    )
     item_cols = [c for c in frame.columns if c.startswith("item_")]
-    items = (frame.melt(id_vars=["episode_id", "session_number", "instrument"], value_vars=item_cols,
-                        var_name="item", value_name="item_score").dropna(subset=["item_score"])
-             .rename(columns={"item_score": "score"})
-             if item_cols else pd.DataFrame(columns=["episode_id", "session_number", "instrument",
-                                                     "item", "score"]))
+    items = (
+        frame.melt(
+            id_vars=["episode_id", "session_number", "instrument"],
+            value_vars=item_cols,
+            var_name="item",
+            value_name="item_score",
+        )
+        .dropna(subset=["item_score"])
+        .rename(columns={"item_score": "score"})
+        if item_cols
+        else pd.DataFrame(columns=["episode_id", "session_number", "instrument", "item", "score"])
+    )
     items["item_no"] = items["item"].str.removeprefix("item_").astype("int64")
     items = items.astype({"session_number": "int64"})[
-        ["episode_id", "session_number", "instrument", "item_no", "score"]]
+        ["episode_id", "session_number", "instrument", "item_no", "score"]
+    ]
 
     con.execute("BEGIN TRANSACTION")
     try:
         if not new_file:
             write_registry(con, registry)
         # Teams, clinicians and clients may already exist from an earlier import: add only new ones.
-        con.execute("INSERT INTO team SELECT team_id, name, supervisor_id FROM teams "
-                    "WHERE team_id NOT IN (SELECT team_id FROM team)")
-        con.execute("INSERT INTO clinician SELECT clinician_id, team_id FROM clinicians "
-                    "WHERE clinician_id NOT IN (SELECT clinician_id FROM clinician)")
-        con.execute("INSERT INTO client SELECT client_id FROM clients "
-                    "WHERE client_id NOT IN (SELECT client_id FROM client)")
-        con.execute("INSERT INTO episode SELECT episode_id, client_id, clinician_id, population, "
-                    "start_date, end_date, end_reason FROM episodes")
+        con.execute(
+            "INSERT INTO team SELECT team_id, name, supervisor_id FROM teams "
+            "WHERE team_id NOT IN (SELECT team_id FROM team)"
+        )
+        con.execute(
+            "INSERT INTO clinician SELECT clinician_id, team_id FROM clinicians "
+            "WHERE clinician_id NOT IN (SELECT clinician_id FROM clinician)"
+        )
+        con.execute(
+            "INSERT INTO client SELECT client_id FROM clients "
+            "WHERE client_id NOT IN (SELECT client_id FROM client)"
+        )
+        con.execute(
+            "INSERT INTO episode SELECT episode_id, client_id, clinician_id, population, "
+            "start_date, end_date, end_reason FROM episodes"
+        )
         con.execute("INSERT INTO session SELECT episode_id, session_number, session_date FROM sessions")
         con.execute("INSERT INTO rating SELECT episode_id, session_number, instrument, score FROM ratings")
-        con.execute("INSERT INTO rating_item SELECT episode_id, session_number, instrument, item_no, score "
-                    "FROM items")
+        con.execute(
+            "INSERT INTO rating_item SELECT episode_id, session_number, instrument, item_no, score FROM items"
+        )
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return {"episodes": len(episodes), "sessions": len(sessions), "ratings": len(ratings),
-            "item scores": len(items)}
+    return {
+        "episodes": len(episodes),
+        "sessions": len(sessions),
+        "ratings": len(ratings),
+        "item scores": len(items),
+    }

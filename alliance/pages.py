@@ -26,8 +26,11 @@ class ProblemView(Viewer):
 
     def __panel__(self):
         return pmui.Alert(
-            title=self.title, object=f"{self.problem}\n\n{self.remedy}", alert_type="error",
-            sizing_mode="stretch_width", name="problem",
+            title=self.title,
+            object=f"{self.problem}\n\n{self.remedy}",
+            alert_type="error",
+            sizing_mode="stretch_width",
+            name="problem",
         )
 
     def page(self) -> pmui.Page:
@@ -42,7 +45,8 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
         overview = service.overview()
     except DatabaseError as exc:
         return ProblemView(
-            title="The database cannot be used", problem=str(exc),
+            title="The database cannot be used",
+            problem=str(exc),
             remedy="Set ALLIANCE_DB (or `make serve DB=path`) to an Alliance database and reload.",
         )
     if overview.empty:
@@ -76,11 +80,13 @@ class ClientPage(Viewer):
             sizing_mode="stretch_width",
         )
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
-        self.notes = pmui.Alert(alert_type="warning", title="What this episode lacks",
-                                sizing_mode="stretch_width", visible=False)
-        self.scope_note = pmui.Typography(
-            self.service.scope.describe(), variant="caption", name="scope"
+        self.notes = pmui.Alert(
+            alert_type="warning",
+            title="What this episode lacks",
+            sizing_mode="stretch_width",
+            visible=False,
         )
+        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
         self._update_summary()
         self.selection.param.watch(self._update_summary, ["episode_info", "notes"])
 
@@ -99,9 +105,13 @@ class ClientPage(Viewer):
         def day(d):
             return "—" if d is None or pd.isna(d) else f"{pd.Timestamp(d):%d %b %Y}"
 
-        status = "open" if info.get("end_date") is None or pd.isna(info.get("end_date")) else (
-            f"closed {day(info['end_date'])}"
-            + (f" ({info['end_reason']})" if isinstance(info.get("end_reason"), str) else "")
+        status = (
+            "open"
+            if info.get("end_date") is None or pd.isna(info.get("end_date"))
+            else (
+                f"closed {day(info['end_date'])}"
+                + (f" ({info['end_reason']})" if isinstance(info.get("end_reason"), str) else "")
+            )
         )
         return (
             f"### Client {info['client_id']} · episode {info['episode_id']}\n"
@@ -112,8 +122,12 @@ class ClientPage(Viewer):
 
     def __panel__(self):
         return pn.Column(
-            pn.Row(self.widgets[:3], sizing_mode="stretch_width"), self.summary, self.notes,
-            self.charts, self.scope_note, sizing_mode="stretch_width",
+            pn.Row(self.widgets[:3], sizing_mode="stretch_width"),
+            self.summary,
+            self.notes,
+            self.charts,
+            self.scope_note,
+            sizing_mode="stretch_width",
         )
 
     def page(self) -> pmui.Page:

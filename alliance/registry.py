@@ -120,17 +120,27 @@ class Registry:
         inst, items, norms = [], [], []
         for ins in self:
             inst.append(
-                dict(code=ins.code, name=ins.name, construct=ins.construct, min_score=ins.min_score,
-                     max_score=ins.max_score, higher_is_better=ins.higher_is_better,
-                     n_items=ins.n_items, item_min=ins.item_min, item_max=ins.item_max,
-                     source=ins.source)
+                dict(
+                    code=ins.code,
+                    name=ins.name,
+                    construct=ins.construct,
+                    min_score=ins.min_score,
+                    max_score=ins.max_score,
+                    higher_is_better=ins.higher_is_better,
+                    n_items=ins.n_items,
+                    item_min=ins.item_min,
+                    item_max=ins.item_max,
+                    source=ins.source,
+                )
             )
             sub_of = {i: name for name, nos in ins.subscales.items() for i in nos}
             for no in range(1, ins.n_items + 1):
                 label = ins.item_labels[no - 1] if no <= len(ins.item_labels) else f"item {no}"
                 items.append(dict(instrument=ins.code, item_no=no, label=label, subscale=sub_of.get(no)))
             for n in ins.norms:
-                norms.append(dict(instrument=ins.code, **{k: getattr(n, k) for k in Norm.__dataclass_fields__}))
+                norms.append(
+                    dict(instrument=ins.code, **{k: getattr(n, k) for k in Norm.__dataclass_fields__})
+                )
         return {
             "instrument": pd.DataFrame(inst),
             "instrument_item": pd.DataFrame(items, columns=["instrument", "item_no", "label", "subscale"]),
@@ -175,14 +185,19 @@ def _parse_instrument(raw: dict, where: str) -> Instrument:
             raise RegistryError(f"{nw}: every norm needs a source")
         side = rn.get("clinical_side")
         if rn.get("cutoff") is not None and side not in ("below", "at_or_above"):
-            raise RegistryError(f"{nw}: clinical_side must be 'below' or 'at_or_above' when a cutoff is given")
+            raise RegistryError(
+                f"{nw}: clinical_side must be 'below' or 'at_or_above' when a cutoff is given"
+            )
         cutoff = _num(rn.get("cutoff"), nw, "cutoff")
         if cutoff is not None and not lo <= cutoff <= hi:
             raise RegistryError(f"{nw}: cutoff {cutoff:g} outside the range {lo:g}–{hi:g}")
         norms.append(
             Norm(
-                population=pop, norm_set=str(rn.get("norm_set", "default")), source=str(rn["source"]),
-                cutoff=cutoff, clinical_side=side,
+                population=pop,
+                norm_set=str(rn.get("norm_set", "default")),
+                source=str(rn["source"]),
+                cutoff=cutoff,
+                clinical_side=side,
                 reliable_change=_num(rn.get("reliable_change"), nw, "reliable_change"),
                 clinical_mean=_num(rn.get("clinical_mean"), nw, "clinical_mean"),
                 clinical_sd=_num(rn.get("clinical_sd"), nw, "clinical_sd"),
@@ -193,11 +208,19 @@ def _parse_instrument(raw: dict, where: str) -> Instrument:
             )
         )
     return Instrument(
-        code=code, name=str(raw["name"]), construct=raw["construct"], min_score=lo, max_score=hi,
-        higher_is_better=raw["higher_is_better"], source=str(raw["source"]), n_items=n_items,
+        code=code,
+        name=str(raw["name"]),
+        construct=raw["construct"],
+        min_score=lo,
+        max_score=hi,
+        higher_is_better=raw["higher_is_better"],
+        source=str(raw["source"]),
+        n_items=n_items,
         item_min=_num(raw.get("item_min"), where, "item_min"),
         item_max=_num(raw.get("item_max"), where, "item_max"),
-        item_labels=tuple(str(x) for x in raw.get("items", ())), subscales=subscales, norms=tuple(norms),
+        item_labels=tuple(str(x) for x in raw.get("items", ())),
+        subscales=subscales,
+        norms=tuple(norms),
     )
 
 

@@ -10,8 +10,18 @@ from alliance import config
 from alliance.registry import Registry, load_registry
 
 TABLES = (
-    "alliance_meta", "instrument", "instrument_item", "instrument_norm", "team", "clinician", "client",
-    "episode", "session", "rating", "rating_item", "planted_events",
+    "alliance_meta",
+    "instrument",
+    "instrument_item",
+    "instrument_norm",
+    "team",
+    "clinician",
+    "client",
+    "episode",
+    "session",
+    "rating",
+    "rating_item",
+    "planted_events",
 )
 
 

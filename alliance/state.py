@@ -31,7 +31,7 @@ class ClientSelection(param.Parameterized):
         super().__init__(**params)
         clinicians = self.service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
-        self.param.clinician.objects = ids
+        self.param.clinician.objects = list(ids)
         if self.clinician not in ids:
             self.clinician = ids[0] if ids else None
         else:
@@ -39,10 +39,8 @@ class ClientSelection(param.Parameterized):
 
     @param.depends("clinician", watch=True)
     def _update_clients(self):
-        clients = (
-            self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
-        )
-        self.param.client.objects = clients
+        clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
+        self.param.client.objects = list(clients)
         if self.client in clients:
             self._update_episodes()
         else:
@@ -53,12 +51,10 @@ class ClientSelection(param.Parameterized):
         episodes = self.service.episodes(self.client) if self.client else pd.DataFrame()
         # A client may have episodes with several clinicians: keep the chosen clinician's first.
         if not episodes.empty and self.clinician:
-            episodes = episodes.sort_values(
-                "clinician_id", key=lambda c: c != self.clinician, kind="stable"
-            )
+            episodes = episodes.sort_values("clinician_id", key=lambda c: c != self.clinician, kind="stable")
         self._episodes = episodes
         ids = episodes["episode_id"].tolist() if not episodes.empty else []
-        self.param.episode.objects = ids
+        self.param.episode.objects = list(ids)
         if self.episode in ids:
             self._update_ratings()
         else:
@@ -75,15 +71,18 @@ class ClientSelection(param.Parameterized):
         alliance = list(info["alliance_instruments"])
         ratings = self.service.episode_ratings(self.episode)
         with param.parameterized.batch_call_watchers(self):
-            self.param.outcome_instrument.objects = outcome
-            self.param.alliance_instrument.objects = alliance
+            # Copies: a Selector without check_on_set appends new values to its objects list.
+            self.param.outcome_instrument.objects = list(outcome)
+            self.param.alliance_instrument.objects = list(alliance)
             self.outcome_instrument = (
-                self.outcome_instrument if self.outcome_instrument in outcome else
-                (outcome[0] if outcome else None)
+                self.outcome_instrument
+                if self.outcome_instrument in outcome
+                else (outcome[0] if outcome else None)
             )
             self.alliance_instrument = (
-                self.alliance_instrument if self.alliance_instrument in alliance else
-                (alliance[0] if alliance else None)
+                self.alliance_instrument
+                if self.alliance_instrument in alliance
+                else (alliance[0] if alliance else None)
             )
             self.episode_info = {"episode_id": self.episode, **info.to_dict()}
             self.notes = self._describe_gaps(ratings, outcome, alliance)

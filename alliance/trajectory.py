@@ -5,7 +5,12 @@ from __future__ import annotations
 import pandas as pd
 
 TRAJECTORY_COLUMNS = [
-    "session_number", "session_date", "instrument", "score", "clinical", "description",
+    "session_number",
+    "session_date",
+    "instrument",
+    "score",
+    "clinical",
+    "description",
 ]
 
 
@@ -23,7 +28,10 @@ def _cutoff_words(construct: str, cutoff, side, verified) -> tuple[str, str]:
     other = "at or above" if side == "below" else "below"
     if construct == "alliance":
         return (f"{rel} {cutoff:g}: possible alliance problem{mark}", f"{other} {cutoff:g}")
-    return (f"clinical range, {rel} {cutoff:g}{mark}", f"non-clinical range, {other} {cutoff:g}{mark}")
+    return (
+        f"clinical range, {rel} {cutoff:g}{mark}",
+        f"non-clinical range, {other} {cutoff:g}{mark}",
+    )
 
 
 def instrument_trajectory(ratings: pd.DataFrame, instrument: str) -> pd.DataFrame:
@@ -40,7 +48,8 @@ def instrument_trajectory(ratings: pd.DataFrame, instrument: str) -> pd.DataFram
     has_cutoff = cutoff is not None and not pd.isna(cutoff)
     words_in, words_out = (
         _cutoff_words(first["construct"], cutoff, side, bool(first["cutoff_verified"]))
-        if has_cutoff else ("", "")
+        if has_cutoff
+        else ("", "")
     )
     dates = pd.to_datetime(rows["session_date"])
     descriptions = []

@@ -13,15 +13,19 @@ s AS (
     FROM session SEMI JOIN e USING (episode_id)
     GROUP BY episode_id
 ),
-i AS (
-    SELECT
-        r.episode_id,
-        list(DISTINCT r.instrument ORDER BY r.instrument) FILTER (WHERE ins.construct = 'outcome')  AS outcome_instruments,
-        list(DISTINCT r.instrument ORDER BY r.instrument) FILTER (WHERE ins.construct = 'alliance') AS alliance_instruments
+used AS (
+    SELECT DISTINCT r.episode_id, r.instrument, ins.construct
     FROM rating r
     JOIN instrument ins ON ins.code = r.instrument
     SEMI JOIN e USING (episode_id)
-    GROUP BY r.episode_id
+),
+i AS (
+    SELECT
+        episode_id,
+        list_sort(list(instrument) FILTER (WHERE construct = 'outcome'))  AS outcome_instruments,
+        list_sort(list(instrument) FILTER (WHERE construct = 'alliance')) AS alliance_instruments
+    FROM used
+    GROUP BY episode_id
 )
 SELECT
     e.episode_id, e.client_id, e.clinician_id, e.team_id, e.population, e.start_date, e.end_date,

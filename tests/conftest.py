@@ -102,10 +102,27 @@ class Server:
         env = {**os.environ, config.DB_ENV: str(db)}
         notebooks = sorted(str(p) for p in (REPO / "dashboards").glob("*.ipynb"))
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "panel", "serve", *notebooks, "--port", str(self.port),
-             "--address", "127.0.0.1", "--allow-websocket-origin", f"localhost:{self.port}",
-             "--allow-websocket-origin", f"127.0.0.1:{self.port}", "--num-threads", "2"],
-            cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "panel",
+                "serve",
+                *notebooks,
+                "--port",
+                str(self.port),
+                "--address",
+                "127.0.0.1",
+                "--allow-websocket-origin",
+                f"localhost:{self.port}",
+                "--allow-websocket-origin",
+                f"127.0.0.1:{self.port}",
+                "--num-threads",
+                "2",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
         )
         try:
             wait_for_http(self.url + "/client")
@@ -158,8 +175,14 @@ def browser_type_launch_args():
         pytest.fail(f"ALLIANCE_REQUIRE_BROWSER=1 but the browser tier cannot run: {reason}")
     return {
         "executable_path": str(CHROMIUM),
-        "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"],
+        "args": [
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+        ],
     }
 
 

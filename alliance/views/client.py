@@ -41,8 +41,12 @@ class TrajectoryPanel(Viewer):
         self.points = hv.DynamicMap(pn.bind(self._points, data, instrument))
         self.overlay = (self.cutoff * self.line * self.points).opts(
             hv.opts.Overlay(
-                responsive=True, height=style.PANEL_HEIGHT, framewise=True, toolbar="above",
-                default_tools=["xpan", "xwheel_zoom", "reset", "save"], active_tools=["xwheel_zoom"],
+                responsive=True,
+                height=style.PANEL_HEIGHT,
+                framewise=True,
+                toolbar="above",
+                default_tools=["xpan", "xwheel_zoom", "reset", "save"],
+                active_tools=["xwheel_zoom"],
                 xticks=BasicTicker(min_interval=1),  # sessions are whole numbers
             )
         )
@@ -51,29 +55,43 @@ class TrajectoryPanel(Viewer):
     def _frame(self, data: pd.DataFrame | None) -> pd.DataFrame:
         y = Y[self.construct].name
         if data is None or data.empty:
-            return pd.DataFrame({SESSION.name: [], y: [], "description": [], "colour": []})
+            return pd.DataFrame(
+                {
+                    SESSION.name: pd.Series(dtype=float),
+                    y: pd.Series(dtype=float),
+                    "description": pd.Series(dtype=str),
+                    "colour": pd.Series(dtype=str),
+                }
+            )
         rated = data[data["score"].notna()]
         colours = np.where(
-            rated["clinical"].fillna(False).astype(bool), style.STATUS_COLOURS["red"],
+            rated["clinical"].fillna(False).astype(bool),
+            style.STATUS_COLOURS["red"],
             style.CONSTRUCT_COLOURS[self.construct],
         )
         return pd.DataFrame(
-            {SESSION.name: rated["session_number"], y: rated["score"],
-             "description": rated["description"], "colour": colours}
+            {
+                SESSION.name: rated["session_number"],
+                y: rated["score"],
+                "description": rated["description"],
+                "colour": colours,
+            }
         )
 
     def _line(self, data):
         frame = self._frame(data)
-        return hv.Curve(frame, SESSION, Y[self.construct]).opts(
-            color=style.CONSTRUCT_COLOURS[self.construct]
-        )
+        return hv.Curve(frame, SESSION, Y[self.construct]).opts(color=style.CONSTRUCT_COLOURS[self.construct])
 
     def _points(self, data, instrument):
         frame = self._frame(data)
         ylabel = f"{instrument} total" if instrument else Y[self.construct].label
         return hv.Scatter(frame, SESSION, [Y[self.construct], "description", "colour"]).opts(
-            color="colour", line_color="white", size=10, ylabel=ylabel,
-            tools=["hover"], hover_tooltips=[("", "@description")],
+            color="colour",
+            line_color="white",
+            size=10,
+            ylabel=ylabel,
+            tools=["hover"],
+            hover_tooltips=[("", "@description")],
         )
 
     def _cutoff(self, data, ratings):
@@ -81,7 +99,11 @@ class TrajectoryPanel(Viewer):
         y = Y[self.construct]
         instrument = self.selection.param[f"{self.construct}_instrument"]
         code = getattr(self.selection, instrument.name)
-        empty = hv.Curve(pd.DataFrame({SESSION.name: [], y.name: []}), SESSION, y)
+        empty = hv.Curve(
+            pd.DataFrame({SESSION.name: pd.Series(dtype=float), y.name: pd.Series(dtype=float)}),
+            SESSION,
+            y,
+        )
         if ratings is None or data is None or data.empty or code is None:
             return empty
         row = ratings[ratings["instrument"] == code].iloc[0]
@@ -93,7 +115,10 @@ class TrajectoryPanel(Viewer):
             return empty.opts(ylim=ylim)
         frame = pd.DataFrame({SESSION.name: [0.5, last + 0.5], y.name: [row["cutoff"]] * 2})
         return hv.Curve(frame, SESSION, y).opts(
-            color=style.CUTOFF_COLOUR, line_dash="dashed", line_width=1.5, ylim=ylim,
+            color=style.CUTOFF_COLOUR,
+            line_dash="dashed",
+            line_width=1.5,
+            ylim=ylim,
             xlim=(0.5, last + 0.5),
         )
 
@@ -111,8 +136,8 @@ class ClientCharts(Viewer):
         self.outcome = TrajectoryPanel(selection=self.selection, construct="outcome")
         self.alliance = TrajectoryPanel(selection=self.selection, construct="alliance")
         # A Layout shares axes that have the same dimension: here only the session axis.
-        self.layout = (self.outcome.overlay + self.alliance.overlay).cols(1).opts(
-            shared_axes=True, merge_tools=True
+        self.layout = (
+            (self.outcome.overlay + self.alliance.overlay).cols(1).opts(shared_axes=True, merge_tools=True)
         )
         self._pane = pn.pane.HoloViews(self.layout, sizing_mode="stretch_width", name="client-charts")
 

@@ -22,28 +22,39 @@ def write(tmp_path: Path, body: str, name="in.csv", header=HEADER) -> Path:
 def counts(db: Path) -> dict:
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("episode", "session", "rating", "rating_item")}
+        return {
+            t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("episode", "session", "rating", "rating_item")
+        }
     finally:
         con.close()
 
 
 def test_valid_file_is_imported_with_codes_matched_case_insensitively(tmp_path):
-    src = write(tmp_path, """
+    src = write(
+        tmp_path,
+        """
 C-1,CL01,2026-01-05,1,ors,18.5
 C-1,CL01,2026-01-05,1,srs,35
 C-1,CL01,2026-01-12,2,Ors,21
 C-2,CL02,2026-02-01,1,phq-9,16
-""")
+""",
+    )
     db = tmp_path / "out.duckdb"
     report = import_csv(src, db)
     assert report.ok, report.summary()
     con = duckdb.connect(str(db), read_only=True)
     assert sorted(r[0] for r in con.execute("SELECT DISTINCT instrument FROM rating").fetchall()) == [
-        "ORS", "PHQ-9", "SRS"]
+        "ORS",
+        "PHQ-9",
+        "SRS",
+    ]
     # Without episode_id each client's rows form one episode.
     assert con.execute("SELECT count(*) FROM episode").fetchone()[0] == 2
-    assert con.execute("SELECT start_date::VARCHAR FROM episode WHERE client_id='C-1'").fetchone()[0] == "2026-01-05"
+    assert (
+        con.execute("SELECT start_date::VARCHAR FROM episode WHERE client_id='C-1'").fetchone()[0]
+        == "2026-01-05"
+    )
     con.close()
 
 
@@ -57,7 +68,9 @@ def test_a_missing_session_number_is_a_gap_not_a_renumbering(tmp_path):
 
 
 def test_bad_rows_are_reported_with_row_number_and_reason_and_nothing_is_written(tmp_path):
-    src = write(tmp_path, """
+    src = write(
+        tmp_path,
+        """
 C-1,CL01,2026-01-05,1,ORS,18
 C-1,CL01,2026-01-12,2,ORS,41
 C-1,CL01,2026-01-19,3,BDI,20
@@ -66,14 +79,22 @@ C-1,CL01,2026-02-30,5,ORS,20
 C-1,CL01,2026-02-09,0,ORS,20
 C-1,,2026-02-16,6,ORS,20
 C-1,CL01,2026-01-05,1,ORS,19
-""")
+""",
+    )
     db = tmp_path / "out.duckdb"
     report = import_csv(src, db)
     assert not report.ok
     found = {(p.row, p.column) for p in report.problems}
     # Row numbers as a spreadsheet shows them: the header is row 1.
-    assert found == {(3, "score"), (4, "instrument"), (5, "score"), (6, "session_date"),
-                     (7, "session_number"), (8, "clinician_id"), (9, "session_number")}
+    assert found == {
+        (3, "score"),
+        (4, "instrument"),
+        (5, "score"),
+        (6, "session_date"),
+        (7, "session_number"),
+        (8, "clinician_id"),
+        (9, "session_number"),
+    }
     text = report.summary()
     assert "row 3: score: 41 is outside ORS's range 0–40" in text
     assert "unknown instrument 'BDI'" in text
@@ -102,11 +123,15 @@ def test_reimporting_the_same_episodes_is_refused(tmp_path):
 
 def test_item_scores_are_checked_against_the_items_range_and_the_total(tmp_path):
     header = HEADER + ",item_1,item_2,item_3,item_4"
-    src = write(tmp_path, """
+    src = write(
+        tmp_path,
+        """
 C-1,CL01,2026-01-05,1,SRS,36,9,9,9,9
 C-1,CL01,2026-01-12,2,SRS,36,9,9,9,10
 C-1,CL01,2026-01-19,3,SRS,30,11,9,5,5
-""", header=header)
+""",
+        header=header,
+    )
     report = import_csv(src, tmp_path / "x.duckdb")
     assert {(p.row, p.column) for p in report.problems} == {(3, "score"), (4, "item_1")}
     good = write(tmp_path, "C-1,CL01,2026-01-05,1,SRS,36.5,9,9.5,9,9", "g.csv", header=header)
@@ -116,13 +141,19 @@ C-1,CL01,2026-01-19,3,SRS,30,11,9,5,5
 
 
 def test_contradicting_rows_are_reported(tmp_path):
-    src = write(tmp_path, """
+    src = write(
+        tmp_path,
+        """
 C-1,CL01,2026-01-05,1,ORS,18
 C-1,CL01,2026-01-06,1,SRS,35
 C-1,CL01,2026-01-01,2,ORS,20
-""")
+""",
+    )
     report = import_csv(src, tmp_path / "x.duckdb")
-    assert {(p.row, p.column) for p in report.problems} == {(3, "session_date"), (4, "session_date")}
+    assert {(p.row, p.column) for p in report.problems} == {
+        (3, "session_date"),
+        (4, "session_date"),
+    }
 
 
 def test_missing_required_column_names_it(tmp_path):
@@ -134,10 +165,14 @@ def test_missing_required_column_names_it(tmp_path):
 
 def test_optional_columns_episode_team_population_and_end(tmp_path):
     header = HEADER + ",episode_id,team_id,supervisor_id,population,end_date,end_reason"
-    src = write(tmp_path, """
+    src = write(
+        tmp_path,
+        """
 C-1,CL01,2025-01-05,1,ORS,18,EP-A,T1,CL01,child,2025-03-01,planned
 C-1,CL01,2025-06-05,1,ORS,20,EP-B,T1,CL01,child,,
-""", header=header)
+""",
+        header=header,
+    )
     db = tmp_path / "x.duckdb"
     assert import_csv(src, db).ok
     con = duckdb.connect(str(db), read_only=True)

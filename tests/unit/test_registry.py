@@ -44,7 +44,12 @@ def test_unknown_code_is_none_and_get_names_the_known_ones(registry):
 )
 def test_adult_norms_follow_domain_table(registry, code, lo, hi, higher_better, construct, cutoff, side, rc):
     ins = registry.get(code)
-    assert (ins.min_score, ins.max_score, ins.higher_is_better, ins.construct) == (lo, hi, higher_better, construct)
+    assert (ins.min_score, ins.max_score, ins.higher_is_better, ins.construct) == (
+        lo,
+        hi,
+        higher_better,
+        construct,
+    )
     norm = ins.norm("adult")
     assert (norm.cutoff, norm.clinical_side, norm.reliable_change) == (cutoff, side, rc)
     assert norm.source
@@ -93,15 +98,23 @@ def test_user_file_adds_an_instrument(tmp_path: Path):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ('code = "X"\nname = "x"\nconstruct = "mood"\nmin = 0\nmax = 5\nhigher_is_better = true\nsource = "s"',
-         "construct must be one of"),
-        ('code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 5\nmax = 5\nhigher_is_better = true\nsource = "s"',
-         "min .5. must be below max"),
-        ('code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 0\nmax = 5\nhigher_is_better = true',
-         "missing required field 'source'"),
-        ('code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 0\nmax = 5\nhigher_is_better = true\nsource = "s"\n'
-         '[[instrument.norm]]\ncutoff = 9\nclinical_side = "below"\nsource = "s"',
-         "cutoff 9 outside the range 0–5"),
+        (
+            'code = "X"\nname = "x"\nconstruct = "mood"\nmin = 0\nmax = 5\nhigher_is_better = true\nsource = "s"',
+            "construct must be one of",
+        ),
+        (
+            'code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 5\nmax = 5\nhigher_is_better = true\nsource = "s"',
+            "min .5. must be below max",
+        ),
+        (
+            'code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 0\nmax = 5\nhigher_is_better = true',
+            "missing required field 'source'",
+        ),
+        (
+            'code = "X"\nname = "x"\nconstruct = "outcome"\nmin = 0\nmax = 5\nhigher_is_better = true\nsource = "s"\n'
+            '[[instrument.norm]]\ncutoff = 9\nclinical_side = "below"\nsource = "s"',
+            "cutoff 9 outside the range 0–5",
+        ),
     ],
 )
 def test_malformed_files_are_refused_with_the_field_named(tmp_path, body, message):

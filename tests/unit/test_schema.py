@@ -24,14 +24,19 @@ def con(tmp_path):
 
 def test_schema_version_is_recorded(con):
     assert con.execute("SELECT value FROM alliance_meta WHERE key='schema_version'").fetchone()[0] == (
-        config.SCHEMA_VERSION)
+        config.SCHEMA_VERSION
+    )
 
 
 def test_registry_is_loaded_with_sources(con):
     assert con.execute("SELECT count(*) FROM instrument").fetchone()[0] == 7
     assert con.execute("SELECT count(*) FROM instrument_norm WHERE source IS NULL").fetchone()[0] == 0
-    assert con.execute("SELECT subscale FROM instrument_item WHERE instrument='WAI-SR' AND item_no=3"
-                       ).fetchone()[0] == "Bond"
+    assert (
+        con.execute(
+            "SELECT subscale FROM instrument_item WHERE instrument='WAI-SR' AND item_no=3"
+        ).fetchone()[0]
+        == "Bond"
+    )
 
 
 @pytest.mark.parametrize(
