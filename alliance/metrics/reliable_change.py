@@ -220,9 +220,7 @@ def classify_change(
         better = gain >= method.points
         worse = -gain >= method.points
     else:
-        raise TypeError(
-            f"method must be JacobsonTruax or FixedThreshold, got {type(method).__name__}"
-        )
+        raise TypeError(f"method must be JacobsonTruax or FixedThreshold, got {type(method).__name__}")
 
     if cutoff is None:
         no_range = np.ones_like(incomplete)
@@ -309,9 +307,7 @@ def smcr(pre: ArrayLike, post: ArrayLike) -> StandardisedMeanChange:
     pre_v, post_v = _complete_pairs(pre, post)
     n = pre_v.size
     m = n - 1
-    correction = np.exp(
-        special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2)
-    )
+    correction = np.exp(special.gammaln(m / 2) - np.log(np.sqrt(m / 2)) - special.gammaln((m - 1) / 2))
     estimate = correction * (post_v.mean() - pre_v.mean()) / pre_v.std(ddof=1)
     r = np.corrcoef(pre_v, post_v)[0, 1]
     variance = 2 * (1 - r) / n + estimate**2 / (2 * n)

@@ -91,9 +91,7 @@ class _Rule:
         if not 0 < self.alpha < 1:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha}")
         if self.loss_pct_rule not in ("mirrored", "suddengains"):
-            raise ValueError(
-                f"loss_pct_rule must be 'mirrored' or 'suddengains', got {self.loss_pct_rule!r}"
-            )
+            raise ValueError(f"loss_pct_rule must be 'mirrored' or 'suddengains', got {self.loss_pct_rule!r}")
 
 
 def _window_stats(window: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -197,11 +195,7 @@ def _grid(ratings: pd.DataFrame) -> _Grid:
     if missing:
         raise ValueError(f"ratings lack column(s) {sorted(missing)}")
     session_float = pd.to_numeric(ratings["session_number"]).to_numpy(dtype=float, na_value=np.nan)
-    if np.any(
-        ~np.isfinite(session_float)
-        | (session_float != np.round(session_float))
-        | (session_float < 1)
-    ):
+    if np.any(~np.isfinite(session_float) | (session_float != np.round(session_float)) | (session_float < 1)):
         raise ValueError("session_number must be whole numbers from 1")
     session = session_float.astype(np.int64)
     if ratings.duplicated(["episode_id", "session_number"]).any():
@@ -209,17 +203,13 @@ def _grid(ratings: pd.DataFrame) -> _Grid:
     codes, episode_ids = pd.factorize(ratings["episode_id"], sort=True)
     n_sessions = int(session.max()) if len(ratings) else 0
     values = np.full((len(episode_ids), n_sessions + 2), np.nan)
-    values[codes, session] = pd.to_numeric(ratings["severity"]).to_numpy(
-        dtype=float, na_value=np.nan
-    )
+    values[codes, session] = pd.to_numeric(ratings["severity"]).to_numpy(dtype=float, na_value=np.nan)
     last = np.zeros(len(episode_ids), dtype=np.int64)
     np.maximum.at(last, codes, session)
     return _Grid(pd.Index(episode_ids, name="episode_id"), values, last)
 
 
-def _interval_arrays(
-    grid: _Grid, rule: _Rule
-) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def _interval_arrays(grid: _Grid, rule: _Rule) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Evaluate every interval n → n+1, n = 2 … N−2, for all episodes at once (rows × intervals)."""
     pregain = np.arange(2, grid.max_session - 1)  # may be empty
     # A loop over the three fixed window offsets only; each step covers all episodes and intervals.
@@ -312,9 +302,7 @@ def _events_of_kind(grid: _Grid, rule: _Rule, tx_start: int, tx_end: int | None)
         ok = (session >= 0) & (session < width)
         return np.where(ok, values[rows, np.clip(session, 0, width - 1)], np.nan)
 
-    scores = {
-        name: at(n + offset) for name, offset in zip(SCORE_COLUMNS, SCORE_OFFSETS, strict=True)
-    }
+    scores = {name: at(n + offset) for name, offset in zip(SCORE_COLUMNS, SCORE_OFFSETS, strict=True)}
     magnitude = scores["severity_n"] - scores["severity_n_plus_1"]
     end = grid.last_session[rows] if tx_end is None else np.full(rows.shape, tx_end)
     tx_change = at(np.full(rows.shape, tx_start)) - at(end)

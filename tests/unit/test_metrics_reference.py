@@ -37,9 +37,7 @@ from alliance.metrics import (
 )
 
 ORACLES_ENV = "ALLIANCE_ORACLES"
-SESSIONS = range(
-    1, 13
-)  # sgdata's bdi_s1 … bdi_s12; bdi_s0 is a baseline that identify_sg was not given
+SESSIONS = range(1, 13)  # sgdata's bdi_s1 … bdi_s12; bdi_s0 is a baseline that identify_sg was not given
 EXAMINED = range(2, 11)  # intervals 2→3 … 10→11 in the details files
 TOL = 1e-9
 
@@ -48,9 +46,7 @@ def oracle_dir() -> Path:
     """$ALLIANCE_ORACLES if set, else shared/oracles in the folder beside the repository."""
     configured = os.environ.get(ORACLES_ENV)
     where = (
-        Path(configured)
-        if configured
-        else Path(__file__).resolve().parents[2].parent / "shared" / "oracles"
+        Path(configured) if configured else Path(__file__).resolve().parents[2].parent / "shared" / "oracles"
     )
     if not (where / "README.md").is_file():
         pytest.fail(
@@ -118,10 +114,7 @@ def as_details(table: pd.DataFrame, prefix: str) -> pd.DataFrame:
     for n in EXAMINED:
         rows = table[table["session"] == n].set_index("episode_id")
         wide[f"{prefix}_{n}to{n + 1}"] = pd.Series(
-            [
-                int(e) if ok else None
-                for e, ok in zip(rows["event"], rows["evaluable"], strict=True)
-            ],
+            [int(e) if ok else None for e, ok in zip(rows["event"], rows["evaluable"], strict=True)],
             index=rows.index,
             dtype=object,
         )
@@ -156,9 +149,7 @@ def test_intervals_examined_are_2_to_10_for_every_patient(ratings):
     table = interval_criteria(ratings, cutoff=7)
     assert len(table) == 43 * 9
     assert set(table["session"]) == set(EXAMINED)
-    assert (
-        table.groupby("episode_id")["session"].apply(list).map(lambda s: s == list(EXAMINED)).all()
-    )
+    assert table.groupby("episode_id")["session"].apply(list).map(lambda s: s == list(EXAMINED)).all()
 
 
 def test_gain_criteria_match_identify_sg_details(oracles, ratings):
@@ -261,9 +252,7 @@ def assert_matches_bysg(ours: pd.DataFrame, expected: pd.DataFrame) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    ("kind", "name"), [("gain", "sgdata_bysg.csv"), ("loss", "sgdata_bysl.csv")]
-)
+@pytest.mark.parametrize(("kind", "name"), [("gain", "sgdata_bysg.csv"), ("loss", "sgdata_bysl.csv")])
 def test_events_match_create_bysg(oracles, ratings, kind, name):
     # tx_start = bdi_s1, tx_end = bdi_s12: session 1 and every patient's last session (12).
     events = sudden_changes(ratings, cutoff=7, kinds=(kind,))
@@ -305,9 +294,7 @@ def test_check_interval_examples_from_suddengains():
     assert (first.crit1, first.crit2, first.crit3) == (True, True, True)
     assert first.critical_value == pytest.approx(2.776, abs=5e-4)  # t(.975, 4)
 
-    second = check_interval(
-        [np.nan, 31, 33], [5, np.nan, 7], cutoff=None, pct=None, crit3=True, alpha=0.01
-    )
+    second = check_interval([np.nan, 31, 33], [5, np.nan, 7], cutoff=None, pct=None, crit3=True, alpha=0.01)
     assert second.event is True
     assert (second.crit1, second.crit2, second.crit3) == (None, None, True)
     assert second.critical_value == pytest.approx(9.925, abs=5e-4)  # t(.995, 2)
@@ -357,9 +344,7 @@ def episode(scores: list[float], episode_id: str = "e1") -> pd.DataFrame:
 def test_absent_row_and_missing_rating_are_the_same_gap():
     with_nan = episode([26, np.nan, 26, 27, 17, 19, 11, 10, 3])
     absent = with_nan.dropna()
-    pd.testing.assert_frame_equal(
-        interval_criteria(with_nan, cutoff=7), interval_criteria(absent, cutoff=7)
-    )
+    pd.testing.assert_frame_equal(interval_criteria(with_nan, cutoff=7), interval_criteria(absent, cutoff=7))
 
 
 def test_intervals_follow_each_episodes_own_length():
@@ -650,9 +635,7 @@ def test_missing_scores_and_no_cutoff():
 
 
 def test_effect_sizes_das(oracles):
-    data = read(oracles, "cs_jacobson_1989.csv").pivot(
-        index="subject", columns="time", values="das"
-    )
+    data = read(oracles, "cs_jacobson_1989.csv").pivot(index="subject", columns="time", values="das")
     assert d_z(data["pre"], data["post"]) == pytest.approx(-0.993915, abs=5e-7)
     change = smcr(data["pre"], data["post"])
     assert change.estimate == pytest.approx(1.356074, abs=5e-7)
