@@ -4,6 +4,7 @@ Pure numpy/pandas/scipy, vectorised over cases; each rule is checked against pub
 ``tests/unit/test_metrics_reference.py`` (reference files in ``shared/oracles``).
 """
 
+from alliance.metrics.alliance_signals import *  # noqa: F403 (re-exports its __all__)
 from alliance.metrics.reliable_change import (
     CATEGORIES,
     Z_CRITICAL,
