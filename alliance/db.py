@@ -32,9 +32,10 @@ class NamedQuery:
     params: tuple[str, ...]
     columns: tuple[str, ...]
     description: str
+    scope_note: str | None = None  # why a query takes no viewer scope (registry, service-wide aggregate)
 
 
-_HEADER = re.compile(r"^--\s*(params|columns):\s*(.*)$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(params|columns|scope):\s*(.*)$", re.MULTILINE)
 
 
 def _header_list(sql: str, key: str) -> tuple[str, ...]:
@@ -52,7 +53,8 @@ def load_query(name: str) -> NamedQuery:
     path = config.QUERIES_DIR / f"{name}.sql"
     sql = path.read_text(encoding="utf-8")
     first = next((ln[2:].strip() for ln in sql.splitlines() if ln.startswith("--")), "")
-    q = NamedQuery(name, sql, _header_list(sql, "params"), _header_list(sql, "columns"), first)
+    scope_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "scope"), None)
+    q = NamedQuery(name, sql, _header_list(sql, "params"), _header_list(sql, "columns"), first, scope_note)
     used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", _strip_comments(sql)))
     if used != set(q.params):
         raise ValueError(f"queries/{name}.sql: header params {sorted(q.params)} but SQL uses {sorted(used)}")

@@ -16,11 +16,11 @@ class ClientSelection(param.Parameterized):
     """Cascading selection clinician → client → episode → instruments, and the chosen episode's data."""
 
     service = param.ClassSelector(class_=Service, doc="Scoped data access.")
-    clinician = param.Selector(default=None, objects=[], allow_None=True, doc="Clinician code.")
-    client = param.Selector(default=None, objects=[], allow_None=True, doc="Client code.")
-    episode = param.Selector(default=None, objects=[], allow_None=True, doc="Episode of the client.")
-    outcome_instrument = param.Selector(default=None, objects=[], allow_None=True)
-    alliance_instrument = param.Selector(default=None, objects=[], allow_None=True)
+    clinician = param.Selector(objects=[], doc="Clinician code.")
+    client = param.Selector(objects=[], doc="Client code.")
+    episode = param.Selector(objects=[], doc="Episode of the client.")
+    outcome_instrument = param.Selector(objects=[])
+    alliance_instrument = param.Selector(objects=[])
     ratings = param.DataFrame(default=None, allow_None=True, doc="Service.episode_ratings of the episode.")
     episode_info = param.Dict(default={}, doc="The chosen episode's row from Service.episodes.")
     notes = param.List(default=[], item_type=str, doc="What the current episode lacks, in words.")

@@ -118,6 +118,7 @@ class Server:
                 f"127.0.0.1:{self.port}",
                 "--num-threads",
                 "2",
+                "--disable-index-redirect",  # the index lists the pages even when there is one
             ],
             cwd=REPO,
             env=env,

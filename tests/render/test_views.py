@@ -10,19 +10,26 @@ from alliance.trajectory import instrument_trajectory
 
 
 @pytest.fixture
-def page(demo_db):
+def client(demo_db):
     p = client_page(demo_db)
     assert isinstance(p, ClientPage)
-    return p
+    # Start on a client with a real trajectory (the most recently seen may have had one session).
+    sel = p.selection
+    for client_id in sel.param.client.objects:
+        sel.client = client_id
+        if sel.outcome["score"].notna().sum() >= 4 and sel.alliance["score"].notna().sum() >= 4:
+            return p
+    raise AssertionError("no client with four outcome and alliance ratings in the demo")
 
 
-def _figures(page):
-    plot = hv.renderer("bokeh").get_plot(page.charts.layout)
-    return plot, [sp.state for sp in plot.subplots.values() if sp is not None]
+def _figures(client):
+    """The Bokeh figures of the client charts, top to bottom."""
+    grid = hv.render(client.charts.layout, backend="bokeh")
+    return [child[0] for child in sorted(grid.children, key=lambda c: c[1])]
 
 
-def test_both_charts_render_with_a_shared_session_axis(page):
-    plot, figs = _figures(page)
+def test_both_charts_render_with_a_shared_session_axis(client):
+    figs = _figures(client)
     assert len(figs) == 2
     outcome, alliance = figs
     assert outcome.x_range is alliance.x_range  # zoom one, the other follows
@@ -30,33 +37,37 @@ def test_both_charts_render_with_a_shared_session_axis(page):
     assert outcome.xaxis[0].axis_label == "Session"
 
 
-def test_hover_tooltips_speak_clinically(page):
-    _, figs = _figures(page)
+def test_hover_tooltips_speak_clinically(client):
+    figs = _figures(client)
     for fig in figs:
         hovers = [t for t in fig.tools if isinstance(t, HoverTool)]
         assert hovers, "every chart has a hover tool"
-    descriptions = page.selection.outcome["description"].tolist()
+    descriptions = client.selection.outcome["description"].tolist()
     assert all(d.startswith("Session ") for d in descriptions)
-    assert any(page.selection.outcome_instrument in d for d in descriptions)
+    assert any(client.selection.outcome_instrument in d for d in descriptions)
 
 
-def test_cutoff_line_is_drawn_at_the_instruments_cutoff(page):
-    ratings = page.selection.ratings
-    code = page.selection.outcome_instrument
+def test_cutoff_line_is_drawn_at_the_instruments_cutoff(client):
+    ratings = client.selection.ratings
+    code = client.selection.outcome_instrument
     cutoff = ratings.loc[ratings["instrument"] == code, "cutoff"].iloc[0]
-    element = page.charts.outcome.cutoff[()]
+    element = client.charts.outcome.cutoff[()]
     assert set(element.dimension_values(1)) == {cutoff}
 
 
-def test_choosing_another_client_patches_the_same_plot(page):
-    dmap, layout = page.charts.outcome.points, page.charts.layout
-    sel = page.selection
+def test_choosing_another_client_patches_the_same_plot(client):
+    dmap, layout = client.charts.outcome.points, client.charts.layout
+    sel = client.selection
     first = sel.episode
-    other = next(c for c in sel.param.client.objects if c != sel.client)
-    sel.client = other
+    before = sel.outcome["score"].tolist()
+    for other in [c for c in sel.param.client.objects if c != sel.client]:
+        sel.client = other
+        if sel.outcome["score"].notna().sum() >= 2:
+            break
     assert sel.episode != first and sel.episode_info["client_id"] == other
+    assert sel.outcome["score"].tolist() != before
     # Same DynamicMap and layout: the plot is patched, not rebuilt.
-    assert page.charts.outcome.points is dmap and page.charts._pane.object is layout
+    assert client.charts.outcome.points is dmap and client.charts._pane.object is layout
     shown = list(dmap[()].dimension_values("outcome_score"))
     assert shown == sel.outcome.dropna(subset=["score"])["score"].tolist() and shown
 

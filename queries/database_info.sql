@@ -1,0 +1,5 @@
+-- Facts about the database file itself (schema version, the date the data describe). No client data.
+-- scope: not applicable (file metadata only)
+-- params: none
+-- columns: key, value
+SELECT key, value FROM alliance_meta ORDER BY key
