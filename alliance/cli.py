@@ -1,4 +1,4 @@
-"""The ``alliance`` command: build the demo database and import ratings."""
+"""The ``alliance`` command: build the demo database, import ratings, export the clinical metrics."""
 
 from __future__ import annotations
 
@@ -52,6 +52,20 @@ def cmd_import(args) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_metrics(args) -> int:
+    from alliance.db import DatabaseError
+    from alliance.export import write_metrics
+
+    try:
+        written = write_metrics(Path(args.db), Path(args.out), as_of=args.as_of)
+    except DatabaseError as exc:
+        print(f"alliance metrics: {exc}", file=sys.stderr)
+        return 2
+    for name, n in written.items():
+        print(f"{Path(args.out) / name}: {n:,} rows")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alliance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -79,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra instrument registry file (TOML); may be repeated",
     )
     imp.set_defaults(func=cmd_import)
+
+    met = sub.add_parser("metrics", help="write the clinical metrics as CSV (see docs/metrics.md)")
+    met.add_argument("--db", required=True, help="database file")
+    met.add_argument("--out", required=True, help="directory for the CSV files (created if missing)")
+    met.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="the date the data describe (default: the database's, else today)",
+    )
+    met.set_defaults(func=cmd_metrics)
     return parser
 
 

@@ -37,7 +37,8 @@ def create_schema(con: duckdb.DuckDBPyConnection, registry: Registry | None = No
 
 def write_registry(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
     """Replace the registry tables with the given registry (ratings keep referring to codes)."""
-    frames = registry.frames()
+    # Missing numbers must reach DuckDB as NULL, not NaN (NaN is a value there and fails range checks).
+    frames = {name: df.astype(object).where(df.notna(), None) for name, df in registry.frames().items()}
     for table in ("instrument_norm", "instrument_item"):
         con.execute(f"DELETE FROM {table}")
     existing = {r[0] for r in con.execute("SELECT code FROM instrument").fetchall()}

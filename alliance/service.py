@@ -63,3 +63,28 @@ class Service:
     def episode_ratings(self, episode_id: str) -> pd.DataFrame:
         """Every session × instrument of one episode (NULL score = gap) with scale and norm."""
         return self._query("episode_ratings", episode_id=episode_id)
+
+    # -- inputs of the clinical metrics (alliance.clinical) -----------------------------------------------
+    def scoped_episodes(self) -> pd.DataFrame:
+        """Every episode in scope with team, dates and session counts."""
+        return self._query("scoped_episodes")
+
+    def scoped_ratings(self, construct: str) -> pd.DataFrame:
+        """Every rating of one construct ('outcome' or 'alliance') in scope, in session order."""
+        return self._query("scoped_ratings", construct=construct)
+
+    def registry(self) -> pd.DataFrame:
+        """The instrument registry stored in the database (instrument × norm rows)."""
+        return self.db.query("registry")
+
+    def database_info(self) -> pd.DataFrame:
+        """alliance_meta: schema version and the date the data describe."""
+        return self.db.query("database_info")
+
+    def service_reference(self, as_of, inactivity_days: int) -> pd.DataFrame:
+        """Service-wide outcome ratings of closed episodes, for aggregate expected-response bands only."""
+        return self.db.query("service_reference", as_of=str(as_of), inactivity_days=inactivity_days)
+
+    def alliance_change_sd(self) -> pd.DataFrame:
+        """Service-wide SD of session-to-session change per alliance instrument (aggregate)."""
+        return self.db.query("service_alliance_change_sd")

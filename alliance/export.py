@@ -1,0 +1,56 @@
+"""``alliance metrics``: the clinical metrics as CSV files, for researchers and auditors to check.
+
+The files and their columns are documented in docs/metrics.md; they are the same frames the pages use
+(``alliance.clinical.ClinicalMetrics``), for the full-access scope.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pandas as pd
+
+from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.db import Database
+from alliance.scope import Scope
+from alliance.service import Service
+
+EXPORTS = {
+    "episode_change.csv": "episode_change",
+    "sudden_events.csv": "sudden_events",
+    "alliance_events.csv": "alliance_events",
+    "etr_bands.csv": "etr_bands",
+    "episode_status.csv": "episode_status",
+    "episode_end.csv": "episode_end",
+}
+
+
+def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Objects that are not plain values (rule objects) become their descriptions."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object:
+            out[col] = out[col].map(lambda v: v.describe() if hasattr(v, "describe") else v)
+    return out
+
+
+def write_metrics(db: Path, out: Path, *, as_of: dt.date | None = None) -> dict[str, int]:
+    """Compute every metric for the whole database and write one CSV per frame; returns row counts.
+
+    Files are written to a temporary name and renamed, so a failure leaves no half-written file.
+    """
+    database = Database(db)
+    try:
+        metrics = ClinicalMetrics(Service(database, Scope.full_access("export")), MetricSettings(as_of=as_of))
+        out.mkdir(parents=True, exist_ok=True)
+        written = {}
+        for name, attr in EXPORTS.items():
+            frame = _tidy(getattr(metrics, attr))
+            tmp = out / f".{name}.tmp"
+            frame.to_csv(tmp, index=False, float_format="%.10g")
+            tmp.replace(out / name)
+            written[name] = len(frame)
+        return written
+    finally:
+        database.close()
