@@ -170,6 +170,11 @@ class ClinicalMetrics:
             parts.append(cls.drop(columns=["pre", "post"]))
         cls = pd.concat(parts) if parts else pd.DataFrame(index=ends.index)
         out = ends.join(cls.rename(columns={"method": "rc_method"}))
+        # One rating is no change: no category, no reliable change (the page says "a single rating").
+        single = out["n_ratings"] < 2
+        for col in ("reliable_improvement", "reliable_deterioration", "clinical_post"):
+            out.loc[single, col] = pd.NA
+        out["category"] = out["category"].where(~single)
         hib = out["higher_is_better"].astype(bool)
         out["intake_severity"] = np.where(
             hib, out["max_score"] - out["intake"], out["intake"] - out["min_score"]
