@@ -84,9 +84,92 @@ def _norm_rules(registry: pd.DataFrame, norm_set: str) -> pd.DataFrame:
 class ClinicalMetrics:
     """Clinical metrics for the episodes a viewer may see; each frame is computed once and cached."""
 
+    #: Service-wide aggregates, shared by an episode's metrics with the service's (see ``for_episode``).
+    SHARED = ("as_of", "norms", "reference", "etr_bands", "alliance_sd")
+
     def __init__(self, service: Service, settings: MetricSettings | None = None):
         self.service = service
         self.settings = settings or MetricSettings()
+
+    def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
+        """The same metrics for one episode, from its rows of ``Service.episodes`` / ``episode_ratings``.
+
+        The service-wide aggregates (expected-response bands, alliance SD, norms) are this object's, computed
+        once and shared, so a page can follow one episode after another cheaply.
+        """
+        m = ClinicalMetrics(self.service, self.settings)
+        for name in self.SHARED:
+            m.__dict__[name] = getattr(self, name)
+        m.__dict__["episodes"] = pd.DataFrame([episode])
+        rated = ratings[ratings["score"].notna()]
+        for construct in ("outcome", "alliance"):
+            m.__dict__[f"{construct}_ratings"] = rated.loc[
+                rated["construct"] == construct, ["episode_id", "instrument", "session_number", "score"]
+            ].reset_index(drop=True)
+        return m
+
+    def session_status(self) -> pd.DataFrame:
+        """Status at every outcome rating after the intake, as if it were the latest (the chart's points).
+
+        Columns: episode_id, instrument, session_number, score, status, status_words, reason, band_p10 … p90.
+        """
+        ch = self.episode_change.set_index(["episode_id", "instrument"])
+        r = self.outcome_ratings.join(
+            ch[["intake", "higher_is_better", "cutoff", "rc_method", "clinical_pre"]],
+            on=["episode_id", "instrument"],
+            how="inner",
+        )
+        frames = []
+        for code, sub in r.groupby("instrument", sort=True):
+            first = sub.iloc[0]
+            nrm = self.norms[(self.norms["instrument"] == code) & (self.norms["population"] == "adult")].iloc[
+                0
+            ]
+            method = nrm["rc_method"]
+            side = nrm["clinical_side"]
+            cls = classify_change(
+                sub["intake"],
+                sub["score"],
+                higher_is_better=bool(first["higher_is_better"]),
+                cutoff=None if pd.isna(first["cutoff"]) else float(first["cutoff"]),
+                method=method,
+                at_cutoff="healthy" if side == "below" else "clinical",
+            )
+            latest = pd.DataFrame(
+                {
+                    "intake": sub["intake"],
+                    "latest": sub["score"],
+                    "latest_session": sub["session_number"],
+                    "clinical_pre": cls["clinical_pre"],
+                    "clinical_post": cls["clinical_post"],
+                    "reliable_improvement": cls["reliable_improvement"],
+                    "reliable_deterioration": cls["reliable_deterioration"],
+                },
+                index=sub.index,
+            )
+            bands = self.etr_bands
+            bands = bands[bands["instrument"] == code] if not bands.empty else bands
+            st = episode_status(
+                latest, bands, higher_is_better=bool(first["higher_is_better"]), settings=self.settings.etr
+            )
+            frames.append(
+                pd.concat([sub[["episode_id", "instrument", "session_number", "score"]], st], axis=1)
+            )
+        return (
+            pd.concat(frames, ignore_index=True)
+            if frames
+            else pd.DataFrame(
+                columns=[
+                    "episode_id",
+                    "instrument",
+                    "session_number",
+                    "score",
+                    "status",
+                    "status_words",
+                    "reason",
+                ]
+            )
+        )
 
     # -- inputs ---------------------------------------------------------------------------------------
     @cached_property

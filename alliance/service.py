@@ -64,6 +64,10 @@ class Service:
         """Every session × instrument of one episode (NULL score = gap) with scale and norm."""
         return self._query("episode_ratings", episode_id=episode_id)
 
+    def episode_items(self, episode_id: str, instrument: str) -> pd.DataFrame:
+        """Item scores (numbers, short labels, subscales) of one instrument in one episode."""
+        return self._query("episode_items", episode_id=episode_id, instrument=instrument)
+
     # -- inputs of the clinical metrics (alliance.clinical) -----------------------------------------------
     def scoped_episodes(self) -> pd.DataFrame:
         """Every episode in scope with team, dates and session counts."""

@@ -222,38 +222,43 @@ def episode_status(
     )
     late = latest["latest_session"] >= settings.rational_session
 
-    status = pd.Series("green", index=latest.index, dtype=object)
-    reason = pd.Series("", index=latest.index, dtype=object)
-
-    def fmt(v):
-        return v.map(lambda z: "" if pd.isna(z) else f"{z:.1f}")
-
-    side10 = "10th" if higher_is_better else "90th"
-    side25 = "25th" if higher_is_better else "75th"
-    # Banded rule.
-    reason[:] = "within the expected course (at or better than the 25th-percentile line)"
-    m = has_band & worse25
-    status[m], reason[m] = (
-        "yellow",
-        "worse than the 25th-percentile expected course (" + side25 + " " + fmt(p25[m]) + ")",
+    # Words for the unfavourable tail: below the 10th percentile on a higher-better scale, above the 90th on
+    # a lower-better one.
+    where10 = "below the 10th" if higher_is_better else "above the 90th"
+    where25 = "below the 25th" if higher_is_better else "above the 75th"
+    line10 = p10.map(lambda z: "" if pd.isna(z) else f"{z:.1f}")
+    line25 = p25.map(lambda z: "" if pd.isna(z) else f"{z:.1f}")
+    at = " at session " + latest["latest_session"].astype("Int64").astype(str)
+    late_words = f"no band for this intake: no reliable improvement by session {settings.rational_session}"
+    conditions = [
+        functional & ~deteriorated,
+        deteriorated,
+        has_band & worse10,
+        has_band & worse25,
+        has_band,
+        late & ~improved,
+    ]
+    status = pd.Series(
+        np.select(conditions, ["white", "red", "red", "yellow", "green", "yellow"], default="green"),
+        index=latest.index,
+        dtype=object,
     )
-    m = has_band & worse10
-    status[m], reason[m] = (
-        "red",
-        "worse than the 10th-percentile expected course (" + side10 + " " + fmt(p10[m]) + ")",
+    reason = pd.Series(
+        np.select(
+            conditions,
+            [
+                "non-clinical at intake and still non-clinical",
+                "reliably worse than at intake",
+                (f"{where10} percentile of the expected course (" + line10 + at + ")").to_numpy(dtype=object),
+                (f"{where25} percentile of the expected course (" + line25 + at + ")").to_numpy(dtype=object),
+                "within the expected course",
+                late_words,
+            ],
+            default="no band for this intake: no reliable worsening",
+        ),
+        index=latest.index,
+        dtype=object,
     )
-    # Rational fallback where no band exists.
-    m = ~has_band
-    status[m], reason[m] = "green", "no band for this intake: no reliable worsening"
-    m2 = ~has_band & late & ~improved
-    status[m2], reason[m2] = (
-        "yellow",
-        "no band for this intake: no reliable improvement by session " + str(settings.rational_session),
-    )
-    # Reliable deterioration is red whatever the band says.
-    status[deteriorated], reason[deteriorated] = "red", "reliably worse than at intake"
-    status[functional & ~deteriorated] = "white"
-    reason[functional & ~deteriorated] = "non-clinical at intake and still non-clinical"
     method = np.where(
         has_band,
         "ETR band: " + settings.describe(),

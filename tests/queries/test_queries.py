@@ -24,10 +24,13 @@ def sample(db):
     con = db._con.cursor()
     episode_id, client_id, clinician_id = con.execute(
         "SELECT e.episode_id, e.client_id, e.clinician_id FROM episode e "
-        "JOIN rating r USING (episode_id) GROUP BY ALL HAVING count(*) > 6 ORDER BY 1 LIMIT 1"
+        "JOIN rating r USING (episode_id) "
+        "WHERE e.episode_id IN (SELECT episode_id FROM rating_item WHERE instrument = 'SRS') "
+        "GROUP BY ALL HAVING count(*) > 6 ORDER BY 1 LIMIT 1"
     ).fetchone()
     return {"episode_id": episode_id, "client_id": client_id, "clinician_id": clinician_id,
-            "construct": "outcome", "as_of": "2026-11-01", "inactivity_days": 60}
+            "construct": "outcome", "as_of": "2026-11-01", "inactivity_days": 60,
+            "instrument": "SRS"}
 
 
 def test_queries_exist():
