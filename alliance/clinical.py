@@ -21,6 +21,33 @@ from alliance.metrics.alliance_signals import AllianceRules, alliance_events
 from alliance.metrics.etr import EtrSettings, episode_status, etr_bands
 from alliance.service import Service
 
+CHANGE_COLUMNS = [
+    "episode_id",
+    "instrument",
+    "n_ratings",
+    "first_session",
+    "latest_session",
+    "intake",
+    "latest",
+    "clinician_id",
+    "population",
+    "change",
+    "improvement",
+    "rci",
+    "reliable_improvement",
+    "reliable_deterioration",
+    "clinical_pre",
+    "clinical_post",
+    "category",
+    "rc_method",
+    "cutoff",
+    "higher_is_better",
+    "intake_severity",
+    "latest_severity",
+    "effect_size",
+    "primary",
+]
+
 
 @dataclass(frozen=True)
 class MetricSettings:
@@ -68,6 +95,7 @@ def _norm_rules(registry: pd.DataFrame, norm_set: str) -> pd.DataFrame:
         rows.append(
             dict(
                 instrument=r.code,
+                position=r.position,
                 construct=r.construct,
                 population=r.population if isinstance(r.population, str) else "adult",
                 min_score=r.min_score,
@@ -113,6 +141,19 @@ class ClinicalMetrics:
 
         Columns: episode_id, instrument, session_number, score, status, status_words, reason, band_p10 … p90.
         """
+        empty = pd.DataFrame(
+            columns=[
+                "episode_id",
+                "instrument",
+                "session_number",
+                "score",
+                "status",
+                "status_words",
+                "reason",
+            ]
+        )
+        if self.episode_change.empty:
+            return empty
         ch = self.episode_change.set_index(["episode_id", "instrument"])
         r = self.outcome_ratings.join(
             ch[["intake", "higher_is_better", "cutoff", "rc_method", "clinical_pre"]],
@@ -251,7 +292,9 @@ class ClinicalMetrics:
             cls["higher_is_better"] = bool(nrm["higher_is_better"])
             cls["max_score"], cls["min_score"] = nrm["max_score"], nrm["min_score"]
             parts.append(cls.drop(columns=["pre", "post"]))
-        cls = pd.concat(parts) if parts else pd.DataFrame(index=ends.index)
+        if not parts:  # no outcome ratings with a reliable-change rule in scope
+            return pd.DataFrame(columns=CHANGE_COLUMNS)
+        cls = pd.concat(parts)
         out = ends.join(cls.rename(columns={"method": "rc_method"}))
         # One rating is no change: no category, no reliable change (the page says "a single rating").
         single = out["n_ratings"] < 2
@@ -270,11 +313,14 @@ class ClinicalMetrics:
             self.reference.drop_duplicates(["instrument", "episode_id"]).groupby("instrument")["intake"].std()
         )
         out["effect_size"] = out["improvement"] / out["instrument"].map(sd_intake)
-        # The primary outcome of an episode: its most-rated outcome instrument (ties: alphabetical).
-        rank = out.sort_values(["episode_id", "n_ratings", "instrument"], ascending=[True, False, True])
+        # The primary outcome of an episode: its most-rated outcome instrument (ties: registry order).
+        out["position"] = out["instrument"].map(
+            self.norms.drop_duplicates("instrument").set_index("instrument")["position"]
+        )
+        rank = out.sort_values(["episode_id", "n_ratings", "position"], ascending=[True, False, True])
         out["primary"] = False
         out.loc[rank.drop_duplicates("episode_id").index, "primary"] = True
-        return out.drop(columns=["max_score", "min_score"]).reset_index(drop=True)
+        return out.drop(columns=["max_score", "min_score", "position"]).reset_index(drop=True)[CHANGE_COLUMNS]
 
     # -- sudden gains and losses ----------------------------------------------------------------------
     @cached_property
@@ -407,8 +453,15 @@ class ClinicalMetrics:
         inactive = ~discharged & (last < cutoff_day)
         e["closed"] = discharged | inactive
         e["closed_by"] = np.select([discharged, inactive], ["discharge record", "inactivity"], default="")
-        primary = self.episode_change[self.episode_change["primary"]].set_index("episode_id")
-        improved = e["episode_id"].map(primary["reliable_improvement"]).fillna(False).astype(bool)
+        change = self.episode_change
+        primary = change.loc[change["primary"].astype(bool)].set_index("episode_id")
+        improved = (
+            e["episode_id"]
+            .map(primary["reliable_improvement"])
+            .astype("boolean")
+            .fillna(False)
+            .to_numpy(bool)
+        )
         reason = e["end_reason"].fillna("")
         unplanned = e["closed"] & reason.isin(["dropout", ""])
         e["end_type"] = np.select(

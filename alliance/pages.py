@@ -11,6 +11,7 @@ from panel.viewable import Viewer
 
 from alliance import style
 from alliance.db import DatabaseError
+from alliance.help import CLIENT_PAGE_HELP
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection
@@ -62,7 +63,7 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
 
 
 class ClientPage(Viewer):
-    """Choose clinician, client and episode; see outcome and alliance on one session axis."""
+    """Choose clinician, client and episode; see outcome and alliance on one axis with the episode's story."""
 
     service = param.ClassSelector(class_=Service)
 
@@ -77,48 +78,41 @@ class ClientPage(Viewer):
             pmui.Select.from_param(sel.episode, label="Episode"),
             pmui.Select.from_param(sel.outcome_instrument, label="Outcome measure"),
             pmui.Select.from_param(sel.alliance_instrument, label="Alliance measure"),
+            pmui.RadioButtonGroup.from_param(sel.x_axis, label="Axis"),
+            pmui.Select.from_param(sel.breakdown, label="Alliance breakdown"),
             sizing_mode="stretch_width",
         )
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
+        self.methods = pn.pane.Markdown(sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         self.notes = pmui.Alert(
-            alert_type="warning",
-            title="What this episode lacks",
+            alert_type="warning", title="What this episode lacks", sizing_mode="stretch_width", visible=False
+        )
+        self.help = pmui.Accordion(
+            ("How to read this page", pn.pane.Markdown(CLIENT_PAGE_HELP, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
-            visible=False,
+            active=[],
         )
         self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
         self._update_summary()
-        self.selection.param.watch(self._update_summary, ["episode_info", "notes"])
+        self.selection.param.watch(self._update_summary, ["story", "notes"])
 
     def _update_summary(self, *events):
-        info = self.selection.episode_info
         with pn.io.hold():
-            self.summary.object = self._summary_markdown(info)
+            self.summary.object = episode_summary(self.selection.episode_info, self.selection.story)
+            methods = self.selection.story.methods if self.selection.story else []
+            self.methods.object = "\n".join(f"- {m}" for m in methods) if methods else ""
             self.notes.object = "\n".join(f"- {n}" for n in self.selection.notes)
             self.notes.visible = bool(self.selection.notes)
 
-    @staticmethod
-    def _summary_markdown(info: dict) -> str:
-        if not info:
-            return "### No episode selected"
-
-        def day(d):
-            return "—" if d is None or pd.isna(d) else f"{pd.Timestamp(d):%d %b %Y}"
-
-        status = (
-            "open"
-            if info.get("end_date") is None or pd.isna(info.get("end_date"))
-            else (
-                f"closed {day(info['end_date'])}"
-                + (f" ({info['end_reason']})" if isinstance(info.get("end_reason"), str) else "")
-            )
-        )
-        return (
-            f"### Client {info['client_id']} · episode {info['episode_id']}\n"
-            f"Clinician **{info['clinician_id']}** · {info['population']} · "
-            f"{info['n_sessions']} sessions from {day(info['start_date'])} to "
-            f"{day(info['last_session_date'])} · {status}"
-        )
+    def follow_url(self) -> None:
+        """Open ``?client=…&episode=…`` and keep the URL in step with the selection (shareable links)."""
+        args = pn.state.session_args or {}
+        client = (args.get("client") or [b""])[0].decode()
+        episode = (args.get("episode") or [b""])[0].decode() or None
+        if client:
+            self.selection.open(client, episode)
+        if pn.state.location is not None:
+            pn.state.location.sync(self.selection, {"client": "client", "episode": "episode"})
 
     def __panel__(self):
         return pn.Column(
@@ -126,17 +120,115 @@ class ClientPage(Viewer):
             self.summary,
             self.notes,
             self.charts,
+            self.methods,
+            self.help,
             self.scope_note,
             sizing_mode="stretch_width",
         )
 
     def page(self) -> pmui.Page:
         """The served page: choices in the sidebar, the episode in the main area."""
+        self.follow_url()
         return pmui.Page(
             title="Alliance · Client",
             sidebar=[self.widgets, self.scope_note],
-            main=[pn.Column(self.summary, self.notes, self.charts, sizing_mode="stretch_width")],
+            main=[
+                pn.Column(
+                    self.summary,
+                    self.notes,
+                    self.charts,
+                    self.methods,
+                    self.help,
+                    sizing_mode="stretch_width",
+                )
+            ],
         )
+
+
+def _chip(status: str | None, words: str) -> str:
+    """A status as colour and words together (never colour alone)."""
+    if not status:
+        return words
+    colour = style.STATUS_COLOURS.get(status, "#999999")
+    return (
+        f'<span style="background:{colour};color:white;padding:1px 8px;border-radius:8px;'
+        f'font-weight:600">{words}</span>'
+    )
+
+
+def episode_summary(info: dict, story) -> str:
+    """The summary block: who, when, intake → latest, change, status with its reason, events, alliance."""
+    if not info:
+        return "### No episode selected"
+
+    def day(d):
+        return "—" if d is None or pd.isna(d) else f"{pd.Timestamp(d):%d %b %Y}"
+
+    summary = story.summary if story else {}
+    end = summary.get("end", {})
+    end_words = {
+        "open": "open",
+        "planned": "closed, planned ending",
+        "dropout": "closed, dropout",
+        "transferred": "closed, transferred",
+        "unplanned after improvement": "closed, unplanned ending after improvement",
+    }
+    state = end_words.get(end.get("end_type"), "open" if pd.isna(info.get("end_date")) else "closed")
+    if end.get("closed_by") == "inactivity":
+        state += f" (no session for {int(end['days_since_last_session'])} days)"
+    lines = [
+        f"### Client {info['client_id']} · episode {info['episode_id']}",
+        f"Clinician **{info['clinician_id']}** · {info['population']} · {info['n_sessions']} sessions, "
+        f"{day(info['start_date'])} – {day(info['last_session_date'])} · {state}",
+    ]
+    ch = summary.get("change")
+    if ch:
+        code = story.outcome["instrument"].iloc[0]
+        category = ch.get("category")
+        category = "—" if category is None or pd.isna(category) else str(category)
+        es = ch.get("effect_size")
+        es_words = "" if es is None or pd.isna(es) else f", effect size {es:.2f}"
+        if int(ch["n_ratings"]) < 2:
+            lines.append(f"**{code}** {ch['intake']:g} at intake (a single rating: no change yet)")
+        else:
+            lines.append(
+                f"**{code}** {ch['intake']:g} → {ch['latest']:g} over {int(ch['n_ratings'])} ratings "
+                f"(improvement {ch['improvement']:+g} points{es_words}) · **{category}**"
+            )
+    st = summary.get("status")
+    if st and isinstance(st.get("status"), str):
+        lines.append(f"Status {_chip(st['status'], st['status_words'])} {st['reason']}")
+    sudden = summary.get("sudden")
+    ae = summary.get("alliance_events")
+    parts = []
+    if sudden is not None:
+        parts.append(
+            f"{int((sudden['kind'] == 'gain').sum())} candidate sudden gain(s), "
+            f"{int((sudden['kind'] == 'loss').sum())} sudden loss(es)"
+        )
+    if ae is not None and len(ae):
+        rup = ae[ae["event"] == "rupture"]
+        counts = rup["repair_status"].astype(str).value_counts()
+        parts.append(
+            f"{len(rup)} rupture(s): {int(counts.get('repaired', 0))} repaired, "
+            f"{int(counts.get('unrepaired', 0))} not repaired, {int(counts.get('open', 0))} open"
+            if len(rup)
+            else "no ruptures"
+        )
+    elif story is not None and len(story.alliance):
+        parts.append("no ruptures")
+    if parts:
+        lines.append(" · ".join(parts))
+    if "alliance_mean" in summary:
+        code = story.alliance["instrument"].iloc[0]
+        slope = summary.get("alliance_slope")
+        trend = "" if slope is None or pd.isna(slope) else f", trend {slope:+.2f} points per session"
+        extra = "".join(f" · {summary[k]}" for k in ("ceiling", "late_decline") if k in summary)
+        lines.append(
+            f"**{code}** mean {summary['alliance_mean']:.1f} over {summary['alliance_n']} ratings"
+            f"{trend}{extra}"
+        )
+    return "\n\n".join(lines)
 
 
 def client_page(path=None, scope: Scope | None = None) -> ClientPage | ProblemView:

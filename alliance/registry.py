@@ -118,9 +118,10 @@ class Registry:
     def frames(self) -> dict[str, pd.DataFrame]:
         """The registry as rows for the instrument, instrument_item and instrument_norm tables."""
         inst, items, norms = [], [], []
-        for ins in self:
+        for position, ins in enumerate(self):
             inst.append(
                 dict(
+                    position=position,
                     code=ins.code,
                     name=ins.name,
                     construct=ins.construct,

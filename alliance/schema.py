@@ -49,13 +49,13 @@ def write_registry(con: duckdb.DuckDBPyConnection, registry: Registry) -> None:
             con.execute(
                 "UPDATE instrument SET name=$name, construct=$construct, min_score=$min_score, "
                 "max_score=$max_score, higher_is_better=$higher_is_better, n_items=$n_items, "
-                "item_min=$item_min, item_max=$item_max, source=$source WHERE code=$code",
+                "item_min=$item_min, item_max=$item_max, source=$source, position=$position WHERE code=$code",
                 row._asdict(),
             )
         else:
             con.execute(
                 "INSERT INTO instrument VALUES ($code, $name, $construct, $min_score, $max_score, "
-                "$higher_is_better, $n_items, $item_min, $item_max, $source)",
+                "$higher_is_better, $n_items, $item_min, $item_max, $source, $position)",
                 row._asdict(),
             )
     for table in ("instrument_item", "instrument_norm"):

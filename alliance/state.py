@@ -1,34 +1,63 @@
 """State for the client page: which clinician, client, episode and instruments are selected, and the
-episode's ratings. No UI here — tests set parameters and assert state."""
+episode's story (every layer the page draws). No UI here — tests set parameters and assert state."""
 
 from __future__ import annotations
+
+import threading
 
 import pandas as pd
 import param
 
+from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.episode import EpisodeStory, build_story
 from alliance.service import Service
-from alliance.trajectory import TRAJECTORY_COLUMNS, instrument_trajectory
 
-_EMPTY = pd.DataFrame(columns=TRAJECTORY_COLUMNS)
+_SERVICE_METRICS: dict[str, ClinicalMetrics] = {}
+_LOCK = threading.Lock()
+
+
+def service_metrics(service: Service) -> ClinicalMetrics:
+    """The service-wide metrics (expected-response bands, alliance SD) for a database, shared per process.
+
+    The aggregates are service-wide by design; episode metrics are computed per viewer request within scope.
+    """
+    key = str(service.db.path.resolve())
+    with _LOCK:
+        if key not in _SERVICE_METRICS:
+            _SERVICE_METRICS[key] = ClinicalMetrics(service, MetricSettings())
+        return _SERVICE_METRICS[key]
+
+
+def forget_service_metrics() -> None:
+    """Drop the shared aggregates (tests; a server whose database file changed)."""
+    with _LOCK:
+        _SERVICE_METRICS.clear()
 
 
 class ClientSelection(param.Parameterized):
-    """Cascading selection clinician → client → episode → instruments, and the chosen episode's data."""
+    """Cascading selection clinician → client → episode → instruments, and the chosen episode's story."""
 
     service = param.ClassSelector(class_=Service, doc="Scoped data access.")
     clinician = param.Selector(objects=[], doc="Clinician code.")
     client = param.Selector(objects=[], doc="Client code.")
     episode = param.Selector(objects=[], doc="Episode of the client.")
-    outcome_instrument = param.Selector(objects=[])
-    alliance_instrument = param.Selector(objects=[])
+    outcome_instrument = param.Selector(objects=[], doc="Outcome measure to show.")
+    alliance_instrument = param.Selector(objects=[], doc="Alliance measure to show.")
+    x_axis = param.Selector(default="session", objects=["session", "date"], doc="Horizontal axis.")
+    breakdown = param.Selector(
+        default="total",
+        objects=["total", "items as lines", "items as heat strip"],
+        doc="Alliance item or subscale breakdown.",
+    )
     ratings = param.DataFrame(default=None, allow_None=True, doc="Service.episode_ratings of the episode.")
     episode_info = param.Dict(default={}, doc="The chosen episode's row from Service.episodes.")
     notes = param.List(default=[], item_type=str, doc="What the current episode lacks, in words.")
-    outcome = param.DataFrame(default=None, allow_None=True, doc="Trajectory of the outcome instrument.")
-    alliance = param.DataFrame(default=None, allow_None=True, doc="Trajectory of the alliance instrument.")
+    story = param.ClassSelector(class_=EpisodeStory, allow_None=True, doc="Every layer the page draws.")
 
     def __init__(self, **params):
         super().__init__(**params)
+        self._episodes = pd.DataFrame()
+        self._following_client = False
         clinicians = self.service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
         self.param.clinician.objects = list(ids)
@@ -37,9 +66,27 @@ class ClientSelection(param.Parameterized):
         else:
             self._update_clients()
 
+    @property
+    def metrics(self) -> ClinicalMetrics:
+        return service_metrics(self.service)
+
+    def open(self, client: str, episode: str | None = None) -> None:
+        """Show a client's episode directly (deep links): the clinician follows the episode."""
+        episodes = self.service.episodes(client)
+        if episodes.empty:
+            return  # unknown or out of scope: nothing changes
+        row = episodes[episodes["episode_id"] == episode] if episode else episodes.iloc[:0]
+        row = row.iloc[0] if len(row) else episodes.iloc[0]
+        self.clinician = row["clinician_id"]
+        if self.client != client:
+            self.client = client
+        if self.episode != row["episode_id"]:
+            self.episode = row["episode_id"]
+
     @param.depends("clinician", watch=True)
     def _update_clients(self):
         clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
+        # Copies: a Selector without check_on_set appends new values to its objects list.
         self.param.client.objects = list(clients)
         if self.client in clients:
             self._update_episodes()
@@ -49,7 +96,7 @@ class ClientSelection(param.Parameterized):
     @param.depends("client", watch=True)
     def _update_episodes(self):
         episodes = self.service.episodes(self.client) if self.client else pd.DataFrame()
-        # A client may have episodes with several clinicians: keep the chosen clinician's first.
+        # A client may have episodes with several clinicians: the chosen clinician's come first.
         if not episodes.empty and self.clinician:
             episodes = episodes.sort_values("clinician_id", key=lambda c: c != self.clinician, kind="stable")
         self._episodes = episodes
@@ -62,16 +109,15 @@ class ClientSelection(param.Parameterized):
 
     @param.depends("episode", watch=True)
     def _update_ratings(self):
-        if not self.episode:
+        if not self.episode or self._episodes.empty:
             self.episode_info, self.notes = {}, ["This client has no episode you can see."]
-            self.ratings = None
+            self.ratings, self.story = None, None
             return
         info = self._episodes.set_index("episode_id").loc[self.episode]
         outcome = list(info["outcome_instruments"])
         alliance = list(info["alliance_instruments"])
         ratings = self.service.episode_ratings(self.episode)
         with param.parameterized.batch_call_watchers(self):
-            # Copies: a Selector without check_on_set appends new values to its objects list.
             self.param.outcome_instrument.objects = list(outcome)
             self.param.alliance_instrument.objects = list(alliance)
             self.outcome_instrument = (
@@ -85,16 +131,42 @@ class ClientSelection(param.Parameterized):
                 else (alliance[0] if alliance else None)
             )
             self.episode_info = {"episode_id": self.episode, **info.to_dict()}
-            self.notes = self._describe_gaps(ratings, outcome, alliance)
             self.ratings = ratings
+
+    @param.depends("ratings", "outcome_instrument", "alliance_instrument", watch=True)
+    def _update_story(self):
+        if self.ratings is None:
+            self.story = None
+            return
+        info = self.episode_info
+        metrics = self.metrics.for_episode(
+            {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
+            self.ratings,
+        )
+        items = (
+            self.service.episode_items(self.episode, self.alliance_instrument)
+            if self.alliance_instrument
+            else None
+        )
+        story = build_story(
+            info, self.ratings, metrics, self.outcome_instrument, self.alliance_instrument, items
+        )
+        with param.parameterized.batch_call_watchers(self):
+            self.notes = (
+                self._describe_gaps(
+                    self.ratings, list(info["outcome_instruments"]), list(info["alliance_instruments"])
+                )
+                + story.notes
+            )
+            self.story = story
 
     @staticmethod
     def _describe_gaps(ratings: pd.DataFrame, outcome: list, alliance: list) -> list[str]:
         notes = []
         if not outcome:
-            notes.append("No outcome measure was rated in this episode.")
+            notes.append("No outcome measure was rated in this episode: there is no outcome course to show.")
         if not alliance:
-            notes.append("No alliance measure was rated in this episode.")
+            notes.append("No alliance measure was rated in this episode: ask for SRS or WAI-SR feedback.")
         for code in outcome + alliance:
             scores = ratings.loc[ratings["instrument"] == code]
             rated = scores["score"].notna()
@@ -105,16 +177,3 @@ class ClientSelection(param.Parameterized):
                 listed = ", ".join(str(g) for g in gaps[:8]) + (" …" if len(gaps) > 8 else "")
                 notes.append(f"{code} not rated at session{'s' if len(gaps) > 1 else ''} {listed}.")
         return notes
-
-    @param.depends("ratings", "outcome_instrument", watch=True, on_init=True)
-    def _update_outcome(self):
-        self.outcome = self._trajectory(self.outcome_instrument)
-
-    @param.depends("ratings", "alliance_instrument", watch=True, on_init=True)
-    def _update_alliance(self):
-        self.alliance = self._trajectory(self.alliance_instrument)
-
-    def _trajectory(self, instrument: str | None) -> pd.DataFrame:
-        if self.ratings is None or not instrument:
-            return _EMPTY
-        return instrument_trajectory(self.ratings, instrument)

@@ -11,6 +11,8 @@ STATUS_COLOURS = {"red": "#D55E00", "yellow": "#E69F00", "green": "#009E73", "wh
 STATUS_MARKERS = {"red": "triangle", "yellow": "diamond", "green": "circle", "white": "square"}
 CONSTRUCT_COLOURS = {"outcome": "#0072B2", "alliance": "#CC79A7"}
 CUTOFF_COLOUR = "#555555"
+BAND_COLOUR = "#56B4E9"  # expected course (sky blue)
+RC_BAND_COLOUR = "#777777"  # reliable-change band around the intake
 GAP_COLOUR = "#BBBBBB"
 
 PLOT_WIDTH = 900

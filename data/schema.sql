@@ -20,6 +20,7 @@ CREATE TABLE instrument (
     item_min         DOUBLE,
     item_max         DOUBLE,
     source           VARCHAR NOT NULL,
+    position         INTEGER NOT NULL DEFAULT 0,          -- order in the registry: earlier is preferred
     CHECK (min_score < max_score),
     CHECK (item_min IS NULL OR item_max IS NULL OR item_min < item_max)
 );

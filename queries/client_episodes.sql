@@ -14,16 +14,17 @@ s AS (
     GROUP BY episode_id
 ),
 used AS (
-    SELECT DISTINCT r.episode_id, r.instrument, ins.construct
+    SELECT r.episode_id, r.instrument, ins.construct, ins.position, count(*) AS n
     FROM rating r
     JOIN instrument ins ON ins.code = r.instrument
     SEMI JOIN e USING (episode_id)
+    GROUP BY ALL
 ),
-i AS (
+i AS (  -- most-rated first, then registry order (the first is shown by default)
     SELECT
         episode_id,
-        list_sort(list(instrument) FILTER (WHERE construct = 'outcome'))  AS outcome_instruments,
-        list_sort(list(instrument) FILTER (WHERE construct = 'alliance')) AS alliance_instruments
+        list(instrument ORDER BY n DESC, position) FILTER (WHERE construct = 'outcome')  AS outcome_instruments,
+        list(instrument ORDER BY n DESC, position) FILTER (WHERE construct = 'alliance') AS alliance_instruments
     FROM used
     GROUP BY episode_id
 )

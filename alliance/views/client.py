@@ -1,8 +1,9 @@
-"""The client page's charts: outcome and alliance trajectories on one shared session axis.
+"""The client page's charts: outcome above alliance on one shared axis (session number or date), with the
+expected course, the reliable-change band, events and an optional item breakdown.
 
-Each layer is its own ``hv.DynamicMap`` bound to the selection state, so choosing another episode patches
-the existing plots instead of rebuilding the page, and zoom is linked through the shared ``session`` axis.
-Later layers (expected course, reliable-change band, events) slot in as further DynamicMaps in the overlay.
+Each layer is its own ``hv.DynamicMap`` (one element type each) bound to the episode story, so choosing
+another episode patches the existing plots instead of rebuilding the page, and zoom is linked through the
+shared x dimension. Switching the axis or the breakdown swaps between layouts built once, lazily.
 """
 
 from __future__ import annotations
@@ -16,130 +17,476 @@ from bokeh.models import BasicTicker
 from panel.viewable import Viewer
 
 from alliance import style
+from alliance.episode import EpisodeStory
 from alliance.state import ClientSelection
 
-SESSION = hv.Dimension("session_number", label="Session")
-# Distinct y dimensions so the two panels share the session axis but not the score axis.
-Y = {
-    "outcome": hv.Dimension("outcome_score", label="Outcome"),
-    "alliance": hv.Dimension("alliance_score", label="Alliance"),
+X = {
+    "session": hv.Dimension("session_number", label="Session"),
+    "date": hv.Dimension("session_date", label="Date"),
 }
+OUTCOME = hv.Dimension("outcome_score", label="Outcome")
+OUTCOME2 = hv.Dimension(
+    "outcome_score_2", label="Outcome (band top)"
+)  # a label of its own, or HoloViews resolves it to OUTCOME
+ALLIANCE = hv.Dimension("alliance_score", label="Alliance")
+REPAIR_COLOURS = {"repaired": "#009E73", "unrepaired": "#D55E00", "open": "#E69F00"}
+SUDDEN_COLOURS = {"gain": "#009E73", "loss": "#D55E00"}
+EVENT_STYLE = {  # kind: (colour, marker)
+    "missing": ("#999999", "circle"),
+    "red": (style.STATUS_COLOURS["red"], "triangle"),
+    "rupture": ("#D55E00", "x"),
+    "loss": ("#D55E00", "inverted_triangle"),
+    "planned": ("#009E73", "square"),
+    "unplanned": ("#D55E00", "square_x"),
+}
+EVENT_ROWS = ["End", "Alert", "Missing rating"]
 
 
-class TrajectoryPanel(Viewer):
-    """One construct's trajectory (outcome or alliance) with its cut-off line and clinical hover text."""
+def _xcol(axis: str) -> str:
+    return X[axis].name
+
+
+class ClientCharts(Viewer):
+    """Outcome, alliance, optional items, and the events strip, sharing the horizontal axis."""
 
     selection = param.ClassSelector(class_=ClientSelection)
-    construct = param.Selector(objects=["outcome", "alliance"])
 
     def __init__(self, **params):
         super().__init__(**params)
-        data = self.selection.param[self.construct]
-        instrument = self.selection.param[f"{self.construct}_instrument"]
-        self.cutoff = hv.DynamicMap(pn.bind(self._cutoff, data, self.selection.param.ratings))
-        self.line = hv.DynamicMap(pn.bind(self._line, data))
-        self.points = hv.DynamicMap(pn.bind(self._points, data, instrument))
-        self.overlay = (self.cutoff * self.line * self.points).opts(
-            hv.opts.Overlay(
-                responsive=True,
-                height=style.PANEL_HEIGHT,
-                framewise=True,
-                toolbar="above",
-                default_tools=["xpan", "xwheel_zoom", "reset", "save"],
-                active_tools=["xwheel_zoom"],
-                xticks=BasicTicker(min_interval=1),  # sessions are whole numbers
-            )
-        )
+        self._layouts: dict[tuple[str, str], hv.Layout] = {}
+        self._pane = pn.pane.HoloViews(self._layout(), sizing_mode="stretch_width", name="client-charts")
+        self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
 
-    # -- layers -----------------------------------------------------------------------------------
-    def _frame(self, data: pd.DataFrame | None) -> pd.DataFrame:
-        y = Y[self.construct].name
-        if data is None or data.empty:
-            return pd.DataFrame(
+    # -- composition ------------------------------------------------------------------------------------
+    @property
+    def layout(self) -> hv.Layout:
+        return self._pane.object
+
+    def _layout(self) -> hv.Layout:
+        key = (self.selection.x_axis, self.selection.breakdown)
+        if key not in self._layouts:
+            axis, breakdown = key
+            panels = [self._outcome_panel(axis), self._alliance_panel(axis)]
+            if breakdown == "items as lines":
+                panels.append(self._item_lines(axis))
+            elif breakdown == "items as heat strip":
+                panels.append(self._item_heat(axis))
+            panels.append(self._events_strip(axis))
+            self._layouts[key] = hv.Layout(panels).cols(1).opts(shared_axes=True, merge_tools=True)
+        return self._layouts[key]
+
+    def _update_layout(self, *events):
+        self._pane.object = self._layout()
+
+    def _bind(self, fn, axis):
+        return hv.DynamicMap(pn.bind(fn, self.selection.param.story, axis))
+
+    def _panel_opts(self, axis: str, height: int = style.PANEL_HEIGHT, **extra):
+        opts = dict(
+            responsive=True,
+            height=height,
+            framewise=True,
+            toolbar="above",
+            show_legend=False,
+            default_tools=["xpan", "xwheel_zoom", "reset", "save"],
+            active_tools=["xwheel_zoom"],
+        )
+        if axis == "session":
+            opts["xticks"] = BasicTicker(min_interval=1)  # sessions are whole numbers
+        return hv.opts.Overlay(**opts, **extra)
+
+    # -- outcome --------------------------------------------------------------------------------------
+    def _outcome_panel(self, axis: str) -> hv.Overlay:
+        layers = [
+            self._bind(self._etr_outer, axis),
+            self._bind(self._etr_inner, axis),
+            self._bind(self._etr_median, axis),
+            self._bind(self._rc_band, axis),
+            self._bind(self._outcome_cutoff, axis),
+            self._bind(self._outcome_line, axis),
+            self._bind(self._sudden, axis),
+            self._bind(self._outcome_points, axis),
+        ]
+        return hv.Overlay(layers).collate().opts(self._panel_opts(axis))
+
+    def _x(
+        self,
+        frame: pd.DataFrame,
+        axis: str,
+        column: str = "session_number",
+        date_column: str = "session_date",
+    ):
+        """The x values of a frame for the axis; rows without a date are dropped on the date axis."""
+        if axis == "session":
+            return frame[column].astype(float)
+        return pd.to_datetime(frame[date_column])
+
+    def _area(self, story, axis, lo, hi, colour, alpha, frame_name="band"):
+        frame = getattr(story, frame_name) if story else None
+        y, y2 = OUTCOME, OUTCOME2
+        if frame is None or frame.empty:
+            empty = pd.DataFrame(
                 {
-                    SESSION.name: pd.Series(dtype=float),
-                    y: pd.Series(dtype=float),
-                    "description": pd.Series(dtype=str),
-                    "colour": pd.Series(dtype=str),
+                    _xcol(axis): pd.Series(dtype=float if axis == "session" else "datetime64[ns]"),
+                    y.name: pd.Series(dtype=float),
+                    y2.name: pd.Series(dtype=float),
                 }
             )
-        rated = data[data["score"].notna()]
-        colours = np.where(
-            rated["clinical"].fillna(False).astype(bool),
-            style.STATUS_COLOURS["red"],
-            style.CONSTRUCT_COLOURS[self.construct],
+            return hv.Area(empty, X[axis], [y, y2])
+        data = pd.DataFrame(
+            {_xcol(axis): self._x(frame, axis), y.name: frame[lo], y2.name: frame[hi]}
+        ).dropna()
+        return hv.Area(data, X[axis], [y, y2]).opts(color=colour, alpha=alpha, line_alpha=0)
+
+    def _etr_outer(self, story, axis):
+        return self._area(story, axis, "p10", "p90", style.BAND_COLOUR, 0.15)
+
+    def _etr_inner(self, story, axis):
+        return self._area(story, axis, "p25", "p75", style.BAND_COLOUR, 0.25)
+
+    def _rc_band(self, story, axis):
+        return self._area(story, axis, "low", "high", style.RC_BAND_COLOUR, 0.12, "rc_band")
+
+    def _curve(self, frame, axis, y, column, **opts):
+        if frame is None or frame.empty:
+            data = pd.DataFrame(
+                {
+                    _xcol(axis): pd.Series(dtype=float if axis == "session" else "datetime64[ns]"),
+                    y.name: pd.Series(dtype=float),
+                }
+            )
+        else:
+            data = pd.DataFrame({_xcol(axis): self._x(frame, axis), y.name: frame[column]}).dropna()
+        return hv.Curve(data, X[axis], y).opts(**opts)
+
+    def _etr_median(self, story, axis):
+        return self._curve(
+            story.band if story else None,
+            axis,
+            OUTCOME,
+            "p50",
+            color=style.BAND_COLOUR,
+            line_dash="dotted",
+            line_width=2,
         )
-        return pd.DataFrame(
+
+    def _cutoff(self, story, construct: str) -> hv.HLine:
+        """The clinical cut-off across the plot (none drawn where the instrument has no validated one). The y
+        range always spans the whole scale, so a score's place on it reads at a glance."""
+        lo, hi = story.scales[construct] if story else (0, 1)
+        cutoff = story.cutoffs.get(construct) if story else None
+        line = hv.HLine(np.nan if cutoff is None else cutoff)
+        return line.opts(
+            color=style.CUTOFF_COLOUR, line_dash="dashed", line_width=1.5, ylim=(lo, hi + (hi - lo) * 0.04)
+        )
+
+    def _outcome_cutoff(self, story, axis):
+        return self._cutoff(story, "outcome")
+
+    def _outcome_line(self, story, axis):
+        frame = story.outcome.dropna(subset=["score"]) if story else None
+        return self._curve(
+            frame, axis, OUTCOME, "score", color=style.CONSTRUCT_COLOURS["outcome"], line_width=2
+        )
+
+    def _outcome_points(self, story, axis):
+        frame = story.outcome.dropna(subset=["score"]) if story else pd.DataFrame()
+        if axis == "date" and len(frame):
+            frame = frame.dropna(subset=["session_date"])
+        ylabel = (
+            f"{story.outcome['instrument'].iloc[0]} (outcome)" if story and len(story.outcome) else "Outcome"
+        )
+        data = pd.DataFrame(
             {
-                SESSION.name: rated["session_number"],
-                y: rated["score"],
-                "description": rated["description"],
-                "colour": colours,
+                _xcol(axis): self._x(frame, axis) if len(frame) else pd.Series(dtype=float),
+                OUTCOME.name: frame["score"] if len(frame) else pd.Series(dtype=float),
+                "description": frame["description"] if len(frame) else pd.Series(dtype=str),
+                "colour": frame["colour"] if len(frame) else pd.Series(dtype=str),
+                "marker": frame["marker"] if len(frame) else pd.Series(dtype=str),
+                "status": frame["status"].fillna("intake") if len(frame) else pd.Series(dtype=str),
             }
         )
-
-    def _line(self, data):
-        frame = self._frame(data)
-        return hv.Curve(frame, SESSION, Y[self.construct]).opts(color=style.CONSTRUCT_COLOURS[self.construct])
-
-    def _points(self, data, instrument):
-        frame = self._frame(data)
-        ylabel = f"{instrument} total" if instrument else Y[self.construct].label
-        return hv.Scatter(frame, SESSION, [Y[self.construct], "description", "colour"]).opts(
+        return hv.Scatter(data, X[axis], [OUTCOME, "description", "colour", "marker", "status"]).opts(
             color="colour",
+            marker="marker",
+            size=12,
             line_color="white",
-            size=10,
             ylabel=ylabel,
             tools=["hover"],
             hover_tooltips=[("", "@description")],
         )
 
-    def _cutoff(self, data, ratings):
-        """The clinical cut-off as a dashed line across the sessions (absent where none is validated)."""
-        y = Y[self.construct]
-        instrument = self.selection.param[f"{self.construct}_instrument"]
-        code = getattr(self.selection, instrument.name)
-        empty = hv.Curve(
-            pd.DataFrame({SESSION.name: pd.Series(dtype=float), y.name: pd.Series(dtype=float)}),
-            SESSION,
-            y,
+    def _sudden(self, story, axis):
+        frame = story.sudden if story else pd.DataFrame()
+        cols = ["x0", "y0", "x1", "y1"]
+        if frame is None or frame.empty or (axis == "date" and frame[["date0", "date1"]].isna().any().any()):
+            empty = pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
+                description=pd.Series(dtype=str), colour=pd.Series(dtype=str), kind=pd.Series(dtype=str)
+            )
+            if axis == "date":
+                empty[["x0", "x1"]] = empty[["x0", "x1"]].astype("datetime64[ns]")
+            return hv.Segments(
+                empty.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name}),
+                self._corner_dims(axis, OUTCOME),
+                ["description", "colour", "kind"],
+            )
+        x0 = frame["session_number"] if axis == "session" else pd.to_datetime(frame["date0"])
+        x1 = frame["x1"] if axis == "session" else pd.to_datetime(frame["date1"])
+        data = pd.DataFrame(
+            {
+                "x0": x0,
+                "y0": frame["y0"],
+                "x1": x1,
+                "y1": frame["y1"],
+                "description": frame["description"],
+                "colour": frame["kind"].map(SUDDEN_COLOURS),
+                "kind": "sudden " + frame["kind"],
+            }
         )
-        if ratings is None or data is None or data.empty or code is None:
-            return empty
-        row = ratings[ratings["instrument"] == code].iloc[0]
-        lo, hi = float(row["min_score"]), float(row["max_score"])
-        last = max(float(data["session_number"].max()), 2.0)
-        # The y range always spans the whole scale so a score's place on it reads at a glance.
-        ylim = (lo, hi + (hi - lo) * 0.04)
-        if pd.isna(row["cutoff"]):
-            return empty.opts(ylim=ylim)
-        frame = pd.DataFrame({SESSION.name: [0.5, last + 0.5], y.name: [row["cutoff"]] * 2})
-        return hv.Curve(frame, SESSION, y).opts(
-            color=style.CUTOFF_COLOUR,
-            line_dash="dashed",
-            line_width=1.5,
-            ylim=ylim,
-            xlim=(0.5, last + 0.5),
+        data = data.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name})
+        return hv.Segments(data, self._corner_dims(axis, OUTCOME), ["description", "colour", "kind"]).opts(
+            color="colour",
+            line_width=7,
+            alpha=0.45,
+            tools=["hover"],
+            hover_tooltips=[("", "@description")],
         )
 
-    def __panel__(self):
-        return pn.pane.HoloViews(self.overlay, sizing_mode="stretch_width")
+    @staticmethod
+    def _corner_dims(axis: str, y: hv.Dimension) -> list:
+        """kdims of segments and rectangles: the first corner on the shared axes, so panels stay linked."""
+        return [X[axis], y, X[axis].clone("x1"), y.clone("y1")]
 
+    # -- alliance -------------------------------------------------------------------------------------
+    def _alliance_panel(self, axis: str) -> hv.Overlay:
+        layers = [
+            self._bind(self._rupture_spans, axis),
+            self._bind(self._alliance_cutoff, axis),
+            self._bind(self._alliance_line, axis),
+            self._bind(self._dips, axis),
+            self._bind(self._alliance_points, axis),
+            self._bind(self._rupture_marks, axis),
+        ]
+        return hv.Overlay(layers).collate().opts(self._panel_opts(axis))
 
-class ClientCharts(Viewer):
-    """Outcome above alliance, linked on the session axis."""
-
-    selection = param.ClassSelector(class_=ClientSelection)
-
-    def __init__(self, **params):
-        super().__init__(**params)
-        self.outcome = TrajectoryPanel(selection=self.selection, construct="outcome")
-        self.alliance = TrajectoryPanel(selection=self.selection, construct="alliance")
-        # A Layout shares axes that have the same dimension: here only the session axis.
-        self.layout = (
-            (self.outcome.overlay + self.alliance.overlay).cols(1).opts(shared_axes=True, merge_tools=True)
+    def _rupture_spans(self, story, axis):
+        frame = story.ruptures if story else pd.DataFrame()
+        lo, hi = story.scales["alliance"] if story else (0, 1)
+        dims = self._corner_dims(axis, ALLIANCE)
+        if frame is None or frame.empty:
+            empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ["x0", "y0", "x1", "y1"]}).assign(
+                description=pd.Series(dtype=str), colour=pd.Series(dtype=str), span=pd.Series(dtype=str)
+            )
+            if axis == "date":
+                empty[["x0", "x1"]] = empty[["x0", "x1"]].astype("datetime64[ns]")
+            return hv.Rectangles(
+                empty.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name}),
+                dims,
+                ["description", "colour", "span"],
+            )
+        if axis == "session":
+            x0, x1 = frame["session_number"] - 0.4, frame["end_session"] + 0.4
+        else:
+            x0, x1 = pd.to_datetime(frame["date0"]), pd.to_datetime(frame["date1"])
+        data = pd.DataFrame(
+            {
+                "x0": x0,
+                "y0": lo,
+                "x1": x1,
+                "y1": hi,
+                "description": "Rupture span ("
+                + frame["status"].map(
+                    {"repaired": "repaired", "unrepaired": "not repaired", "open": "still open"}
+                )
+                + "): "
+                + frame["description"],
+                "colour": frame["status"].map(REPAIR_COLOURS),
+                "span": "rupture " + frame["status"],
+            }
         )
-        self._pane = pn.pane.HoloViews(self.layout, sizing_mode="stretch_width", name="client-charts")
+        data = data.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name})
+        return hv.Rectangles(data, dims, ["description", "colour", "span"]).opts(
+            color="colour",
+            alpha=0.15,
+            line_alpha=0,
+            tools=["hover"],
+            hover_tooltips=[("", "@description")],
+        )
+
+    def _alliance_cutoff(self, story, axis):
+        return self._cutoff(story, "alliance")
+
+    def _alliance_line(self, story, axis):
+        frame = story.alliance.dropna(subset=["score"]) if story else None
+        return self._curve(
+            frame, axis, ALLIANCE, "score", color=style.CONSTRUCT_COLOURS["alliance"], line_width=2
+        )
+
+    def _points(self, frame, axis, y, colour_col, marker, size, hover=True, **opts):
+        if axis == "date" and len(frame):
+            frame = frame.dropna(subset=["session_date"])
+        data = pd.DataFrame(
+            {
+                _xcol(axis): self._x(frame, axis) if len(frame) else pd.Series(dtype=float),
+                y.name: frame["score"] if len(frame) else pd.Series(dtype=float),
+                "description": frame["description"] if len(frame) else pd.Series(dtype=str),
+                "colour": frame[colour_col] if len(frame) else pd.Series(dtype=str),
+            }
+        )
+        el = hv.Scatter(data, X[axis], [y, "description", "colour"]).opts(
+            color="colour", marker=marker, size=size, **opts
+        )
+        return el.opts(tools=["hover"], hover_tooltips=[("", "@description")]) if hover else el
+
+    def _alliance_points(self, story, axis):
+        frame = story.alliance.dropna(subset=["score"]) if story else pd.DataFrame()
+        if len(frame):
+            below = frame["clinical"].fillna(False).astype(bool)
+            frame = frame.assign(
+                colour=np.where(below, style.STATUS_COLOURS["yellow"], style.CONSTRUCT_COLOURS["alliance"])
+            )
+        ylabel = (
+            f"{story.alliance['instrument'].iloc[0]} (alliance)"
+            if story and len(story.alliance)
+            else "Alliance"
+        )
+        return self._points(frame, axis, ALLIANCE, "colour", "circle", 10, line_color="white").opts(
+            ylabel=ylabel
+        )
+
+    def _dips(self, story, axis):
+        frame = story.dips if story else pd.DataFrame()
+        if len(frame):
+            frame = frame.assign(
+                colour="#999999", score=frame["score"] - 0.8
+            )  # just under the point, quietly
+        return self._points(frame, axis, ALLIANCE, "colour", "inverted_triangle", 6, alpha=0.6)
+
+    def _rupture_marks(self, story, axis):
+        frame = story.ruptures if story else pd.DataFrame()
+        if len(frame):
+            frame = frame.assign(
+                colour=frame["status"].map(REPAIR_COLOURS),
+                session_date=frame["date0"],
+                description="Rupture: " + frame["description"],
+            )
+        return self._points(frame, axis, ALLIANCE, "colour", "x", 18, line_width=3)
+
+    # -- items ------------------------------------------------------------------------------------------
+    def _items_frame(self, story, axis):
+        frame = story.items if story else pd.DataFrame()
+        if axis == "date" and len(frame):
+            frame = frame.dropna(subset=["session_date"])
+        return frame
+
+    def _item_lines(self, axis):
+        def lines(story, axis):
+            frame = self._items_frame(story, axis)
+            y = hv.Dimension("item_score", label="Item or subscale")
+            if frame.empty:
+                return hv.NdOverlay(
+                    {
+                        "none": hv.Curve(
+                            pd.DataFrame(
+                                {_xcol(axis): pd.Series(dtype=float), y.name: pd.Series(dtype=float)}
+                            ),
+                            X[axis],
+                            y,
+                        )
+                    }
+                )
+            return hv.NdOverlay(
+                {
+                    label: hv.Curve(
+                        pd.DataFrame({_xcol(axis): self._x(sub, axis), y.name: sub["score"]}), X[axis], y
+                    )
+                    for label, sub in frame.groupby("label", sort=False)
+                },
+                kdims="item",
+            ).opts(hv.opts.Curve(tools=["hover"]))
+
+        return self._bind(lines, axis).opts(
+            hv.opts.NdOverlay(responsive=True, height=220, show_legend=True, legend_position="right")
+        )
+
+    def _item_heat(self, axis):
+        def heat(story, axis):
+            frame = self._items_frame(story, axis)
+            z = hv.Dimension("item_score", label="Score")
+            if frame.empty:
+                return hv.HeatMap(
+                    pd.DataFrame(
+                        {
+                            _xcol(axis): pd.Series(dtype=float),
+                            "label": pd.Series(dtype=str),
+                            z.name: pd.Series(dtype=float),
+                        }
+                    ),
+                    [X[axis], "label"],
+                    z,
+                )
+            data = pd.DataFrame(
+                {_xcol(axis): self._x(frame, axis), "label": frame["label"], z.name: frame["score"]}
+            )
+            return hv.HeatMap(data, [X[axis], "label"], z).opts(
+                cmap="Purples_r", colorbar=True, tools=["hover"]
+            )
+
+        return self._bind(heat, axis).opts(responsive=True, height=170, ylabel="")
+
+    # -- events -----------------------------------------------------------------------------------------
+    def _events_strip(self, axis: str):
+        def events(story, axis):
+            frame = story.events if story else pd.DataFrame()
+            if axis == "date" and len(frame):
+                frame = frame.dropna(subset=["session_date"])
+            row = hv.Dimension("row", label=" ")
+            if frame is None or frame.empty:
+                data = pd.DataFrame(
+                    {
+                        _xcol(axis): pd.Series(dtype=float),
+                        "row": pd.Series(dtype=str),
+                        "description": pd.Series(dtype=str),
+                        "colour": pd.Series(dtype=str),
+                        "marker": pd.Series(dtype=str),
+                    }
+                )
+            else:
+                data = pd.DataFrame(
+                    {
+                        _xcol(axis): self._x(frame, axis),
+                        "row": frame["row"],
+                        "description": frame["description"],
+                        "colour": frame["kind"].map(lambda k: EVENT_STYLE[k][0]),
+                        "marker": frame["kind"].map(lambda k: EVENT_STYLE[k][1]),
+                    }
+                )
+            return hv.Scatter(data, X[axis], [row, "description", "colour", "marker"]).opts(
+                color="colour",
+                marker="marker",
+                size=11,
+                tools=["hover"],
+                hover_tooltips=[("", "@description")],
+            )
+
+        return (
+            self._bind(events, axis)
+            .opts(
+                responsive=True,
+                height=130,
+                framewise=True,
+                yticks=None,
+                xaxis="bottom",
+                show_grid=True,
+                padding=0.2,
+                invert_yaxis=False,
+            )
+            .redim.values(row=EVENT_ROWS)
+        )
 
     def __panel__(self):
         return self._pane
+
+
+# Kept for callers that expect one EpisodeStory per panel (tests, notebooks).
+__all__ = ["ClientCharts", "EpisodeStory"]

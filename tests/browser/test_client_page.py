@@ -1,37 +1,71 @@
-"""The client page in headless Chromium against a real `panel serve`: both charts appear, and choosing
-another client changes them. A screenshot is saved under test-artifacts/ when a test fails."""
+"""The client page in headless Chromium against a real `panel serve`: both charts appear and follow the
+chosen client; a deep link opens an episode with its planted events marked; instrument and axis switch.
+A screenshot is saved under test-artifacts/ when a test fails."""
+
+from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import duckdb
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.conftest import Server
+from tests.conftest import REPO, Server
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000
+HEADING = re.compile(r"^Client \S+ · episode")
+
+# Every value of one column across the Bokeh data sources of the page (what the charts actually draw).
+BOKEH_COLUMN = """
+(column) => {
+  const values = [];
+  for (const doc of Bokeh.documents) {
+    for (const model of doc.all_models) {
+      if (model.data !== undefined && model.data[column] !== undefined) {
+        values.push(...Array.from(model.data[column]).map(String));
+      }
+    }
+  }
+  return values;
+}
+"""
 
 
-def open_client_page(page: Page, url: str) -> str:
-    page.goto(f"{url}/client", timeout=TIMEOUT)
-    heading = page.get_by_text(re.compile(r"^Client \S+ · episode"))
+def open_page(page: Page, url: str) -> str:
+    page.goto(url, timeout=TIMEOUT)
+    heading = page.get_by_text(HEADING)
     expect(heading).to_be_visible(timeout=TIMEOUT)
+    expect(page.locator(".bk-Figure")).to_have_count(3, timeout=TIMEOUT)  # outcome, alliance, events
+    page.wait_for_timeout(500)  # let Bokeh finish drawing
     return heading.inner_text()
 
 
-def choose(page: Page, label_index: int, option: str) -> None:
-    """Pick ``option`` in the n-th Material UI select of the sidebar."""
-    page.get_by_role("combobox").nth(label_index).click()
+def drawn(page: Page, column: str) -> list[str]:
+    return page.evaluate(BOKEH_COLUMN, column)
+
+
+def choose(page: Page, index: int, option: str) -> None:
+    """Pick ``option`` in the ``index``-th Material UI select of the sidebar."""
+    page.get_by_role("combobox").nth(index).click()
     page.get_by_role("menuitem", name=option, exact=True).click()
 
 
-def test_client_page_shows_both_charts_and_follows_the_chosen_client(page: Page, served):
-    first = open_client_page(page, served.url)
-    figures = page.locator(".bk-Figure")
-    expect(figures).to_have_count(2, timeout=TIMEOUT)  # outcome above, alliance below
+def planted(db: Path, sql: str) -> tuple:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute(sql).fetchone()
+    finally:
+        con.close()
+    assert row, f"the demo has no such planted event: {sql}"
+    return row
+
+
+def test_client_page_shows_the_charts_and_follows_the_chosen_client(page: Page, served):
+    first = open_page(page, f"{served.url}/client")
     expect(page.get_by_text("Viewing scope: full access (demo)")).to_be_visible()
     charts = page.locator(".bk-GridPlot").first
-    page.wait_for_timeout(500)  # let Bokeh finish drawing before the reference picture
     before = charts.screenshot()
 
     client_select = page.get_by_role("combobox").nth(1)
@@ -41,13 +75,65 @@ def test_client_page_shows_both_charts_and_follows_the_chosen_client(page: Page,
     other = next(o for o in options if o != current)
     page.get_by_role("menuitem", name=other, exact=True).click()
 
-    expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(
-        timeout=TIMEOUT
-    )
-    assert page.get_by_text(re.compile(r"^Client \S+ · episode")).inner_text() != first
-    expect(figures).to_have_count(2)
+    expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(timeout=TIMEOUT)
+    assert page.get_by_text(HEADING).inner_text() != first
+    expect(page.locator(".bk-Figure")).to_have_count(3)
     page.wait_for_timeout(500)
     assert charts.screenshot() != before, "the charts did not change with the client"
+    page.wait_for_url(re.compile(rf"client={re.escape(other)}"), timeout=10_000)  # the URL follows the selection
+
+
+def test_deep_link_to_a_repaired_rupture_shows_marker_and_span(page: Page, served, demo_db):
+    episode, client, session = planted(
+        demo_db,
+        "SELECT p.episode_id, e.client_id, p.session_number FROM planted_events p JOIN episode e USING (episode_id) "
+        "WHERE p.event_type = 'rupture_repaired' AND p.instrument = 'SRS' ORDER BY p.episode_id LIMIT 1",
+    )
+    open_page(page, f"{served.url}/client?client={client}&episode={episode}")
+    expect(page.get_by_text(re.compile(rf"^Client {client} · episode {episode}$"))).to_be_visible()
+    # The shaded rupture-to-repair span and the rupture marker are in the drawn data.
+    assert "rupture repaired" in drawn(page, "span")
+    descriptions = drawn(page, "description")
+    assert any(d.startswith(f"Rupture: SRS fell") and "repaired at session" in d for d in descriptions)
+    assert any(d.startswith(f"Session {session} ") and "rupture, repaired at session" in d for d in descriptions)
+    expect(page.get_by_text(re.compile(r"1 rupture\(s\): 1 repaired"))).to_be_visible()
+    docs = REPO / "docs"
+    docs.mkdir(exist_ok=True)
+    page.screenshot(path=str(docs / "client.png"), full_page=True)  # the README's picture, kept current
+
+
+def test_deep_link_marks_a_planted_sudden_gain(page: Page, served, demo_db):
+    episode, client, session = planted(
+        demo_db,
+        "SELECT p.episode_id, e.client_id, p.session_number FROM planted_events p JOIN episode e USING (episode_id) "
+        "WHERE p.event_type = 'sudden_gain' AND p.instrument = 'ORS' ORDER BY p.episode_id LIMIT 1",
+    )
+    open_page(page, f"{served.url}/client?client={client}&episode={episode}")
+    assert "sudden gain" in drawn(page, "kind")
+    assert any(
+        d.startswith(f"Candidate sudden gain between sessions {session} and {session + 1}")
+        for d in drawn(page, "description")
+    )
+
+
+def test_switching_instrument_and_axis(page: Page, served, demo_db):
+    episode, client = planted(
+        demo_db,
+        "SELECT e.episode_id, e.client_id FROM episode e JOIN rating r USING (episode_id) "
+        "WHERE r.instrument = 'GAD-7' GROUP BY ALL HAVING count(*) >= 6 ORDER BY 1 LIMIT 1",
+    )
+    open_page(page, f"{served.url}/client?client={client}&episode={episode}")
+    assert any("PHQ-9" in d for d in drawn(page, "description"))
+    choose(page, 3, "GAD-7")  # the outcome measure
+    expect(page.get_by_text(re.compile(r"^GAD-7 \d+ → \d+"))).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_timeout(500)
+    assert any(re.search(r"· GAD-7 \d+", d) for d in drawn(page, "description"))
+    page.get_by_role("button", name="DATE").click()
+    page.wait_for_function(
+        "() => Bokeh.documents.some(d => Array.from(d.all_models).some(m => m.type === 'DatetimeAxis'))",
+        timeout=TIMEOUT,
+    )
+    expect(page.locator(".bk-Figure")).to_have_count(3)
 
 
 def test_missing_database_shows_a_message_in_the_browser(page: Page, tmp_path):

@@ -28,9 +28,15 @@ def sample(db):
         "WHERE e.episode_id IN (SELECT episode_id FROM rating_item WHERE instrument = 'SRS') "
         "GROUP BY ALL HAVING count(*) > 6 ORDER BY 1 LIMIT 1"
     ).fetchone()
-    return {"episode_id": episode_id, "client_id": client_id, "clinician_id": clinician_id,
-            "construct": "outcome", "as_of": "2026-11-01", "inactivity_days": 60,
-            "instrument": "SRS"}
+    return {
+        "episode_id": episode_id,
+        "client_id": client_id,
+        "clinician_id": clinician_id,
+        "construct": "outcome",
+        "as_of": "2026-11-01",
+        "inactivity_days": 60,
+        "instrument": "SRS",
+    }
 
 
 def test_queries_exist():

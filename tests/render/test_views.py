@@ -1,11 +1,12 @@
-"""Views build their Bokeh models without a browser: both charts, linked session axis, hover tooltips in
-clinical words, and updates patch the same plots."""
+"""Views build their Bokeh models without a browser: outcome, alliance and events share the session axis,
+every chart has clinical hover text, and choosing another episode patches the same plots."""
 
 import holoviews as hv
 import pytest
-from bokeh.models import HoverTool
+from bokeh.models import DatetimeAxis, HoverTool
 
 from alliance.pages import ClientPage, ProblemView, client_page
+from alliance.service import Service
 from alliance.trajectory import instrument_trajectory
 
 
@@ -17,7 +18,7 @@ def client(demo_db):
     sel = p.selection
     for client_id in sel.param.client.objects:
         sel.client = client_id
-        if sel.outcome["score"].notna().sum() >= 4 and sel.alliance["score"].notna().sum() >= 4:
+        if sel.story.outcome["score"].notna().sum() >= 4 and sel.story.alliance["score"].notna().sum() >= 4:
             return p
     raise AssertionError("no client with four outcome and alliance ratings in the demo")
 
@@ -28,53 +29,71 @@ def _figures(client):
     return [child[0] for child in sorted(grid.children, key=lambda c: c[1])]
 
 
-def test_both_charts_render_with_a_shared_session_axis(client):
-    figs = _figures(client)
-    assert len(figs) == 2
-    outcome, alliance = figs
-    assert outcome.x_range is alliance.x_range  # zoom one, the other follows
-    assert outcome.y_range is not alliance.y_range
-    assert outcome.xaxis[0].axis_label == "Session"
+def _outcome_points(client):
+    overlay = client.charts.layout.DynamicMap.I[()]  # the outcome panel
+    return overlay.Scatter.I
 
 
-def test_hover_tooltips_speak_clinically(client):
+def test_panels_share_the_session_axis(client):
     figs = _figures(client)
-    for fig in figs:
-        hovers = [t for t in fig.tools if isinstance(t, HoverTool)]
-        assert hovers, "every chart has a hover tool"
-    descriptions = client.selection.outcome["description"].tolist()
+    assert len(figs) == 3  # outcome, alliance, events strip
+    assert figs[0].x_range is figs[1].x_range is figs[2].x_range  # zoom one, the others follow
+    assert figs[0].y_range is not figs[1].y_range
+    assert [f.xaxis[0].axis_label for f in figs] == ["Session"] * 3
+
+
+def test_every_chart_has_hover_in_clinical_words(client):
+    for fig in _figures(client):
+        assert any(isinstance(t, HoverTool) for t in fig.tools)
+    descriptions = client.selection.story.outcome["description"].tolist()
     assert all(d.startswith("Session ") for d in descriptions)
     assert any(client.selection.outcome_instrument in d for d in descriptions)
 
 
-def test_cutoff_line_is_drawn_at_the_instruments_cutoff(client):
+def test_cutoff_and_bands_follow_the_registry_and_the_metrics(client):
+    story = client.selection.story
     ratings = client.selection.ratings
     code = client.selection.outcome_instrument
-    cutoff = ratings.loc[ratings["instrument"] == code, "cutoff"].iloc[0]
-    element = client.charts.outcome.cutoff[()]
-    assert set(element.dimension_values(1)) == {cutoff}
+    assert story.cutoffs["outcome"] == ratings.loc[ratings["instrument"] == code, "cutoff"].iloc[0]
+    rc = ratings.loc[ratings["instrument"] == code, "reliable_change"].iloc[0]
+    intake = story.outcome.dropna(subset=["score"])["score"].iloc[0]
+    lo, hi = story.scales["outcome"]
+    assert set(story.rc_band["low"]) == {max(lo, intake - rc)} and set(story.rc_band["high"]) == {
+        min(hi, intake + rc)
+    }
+    if len(story.band):
+        assert (story.band["p10"] <= story.band["p25"]).all() and (
+            story.band["p75"] <= story.band["p90"]
+        ).all()
 
 
-def test_choosing_another_client_patches_the_same_plot(client):
-    dmap, layout = client.charts.outcome.points, client.charts.layout
+def test_choosing_another_client_patches_the_same_plots(client):
+    layout = client.charts.layout
     sel = client.selection
-    first = sel.episode
-    before = sel.outcome["score"].tolist()
+    first, before = sel.episode, sel.story.outcome["score"].tolist()
     for other in [c for c in sel.param.client.objects if c != sel.client]:
         sel.client = other
-        if sel.outcome["score"].notna().sum() >= 2:
+        if sel.story.outcome["score"].notna().sum() >= 2:
             break
     assert sel.episode != first and sel.episode_info["client_id"] == other
-    assert sel.outcome["score"].tolist() != before
-    # Same DynamicMap and layout: the plot is patched, not rebuilt.
-    assert client.charts.outcome.points is dmap and client.charts._pane.object is layout
-    shown = list(dmap[()].dimension_values("outcome_score"))
-    assert shown == sel.outcome.dropna(subset=["score"])["score"].tolist() and shown
+    assert sel.story.outcome["score"].tolist() != before
+    assert client.charts.layout is layout  # the same DynamicMaps, re-evaluated, not a new page
+    shown = list(_outcome_points(client).dimension_values("outcome_score"))
+    assert shown == sel.story.outcome.dropna(subset=["score"])["score"].tolist()
+
+
+def test_date_axis_and_item_breakdown_swap_layouts(client):
+    sel = client.selection
+    sel.x_axis = "date"
+    figs = _figures(client)
+    assert isinstance(figs[0].xaxis[0], DatetimeAxis) and figs[0].x_range is figs[1].x_range
+    sel.breakdown = "items as heat strip"
+    assert len(_figures(client)) == 4
+    sel.x_axis, sel.breakdown = "session", "items as lines"
+    assert len(_figures(client)) == 4 and not isinstance(_figures(client)[0].xaxis[0], DatetimeAxis)
 
 
 def test_hover_text_for_a_clinical_and_a_gap_session(edge_db):
-    from alliance.service import Service
-
     ratings = Service.open(edge_db).episode_ratings("X-GAPS-1")
     ors = instrument_trajectory(ratings, "ORS").set_index("session_number")["description"]
     assert ors[1] == "Session 1 · 03 Mar 2026 · ORS 15 (clinical range, below 25 [cut-off unverified])"
@@ -96,17 +115,25 @@ def test_problem_pages_for_missing_and_empty_databases(tmp_path, empty_db):
         view.page().get_root()  # renders without a traceback
 
 
-def test_edge_cases_say_what_is_missing(edge_db):
+def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     p = client_page(edge_db)
     sel = p.selection
     sel.clinician = "CL90"
     sel.client = "X-ONE"
     assert any("single rating" in n for n in sel.notes)
+    assert "a single rating: no change yet" in p.summary.object
+    hv.render(p.charts.layout, backend="bokeh")
     sel.client = "X-NOALL"
-    assert "No alliance measure was rated in this episode." in sel.notes
-    assert sel.alliance.empty and not sel.outcome.empty
-    hv.renderer("bokeh").get_plot(p.charts.layout)
+    assert any(n.startswith("No alliance measure") for n in sel.notes)
+    assert sel.story.alliance.empty and not sel.story.outcome.empty
+    hv.render(p.charts.layout, backend="bokeh")
+    sel.client = "X-GAPS"
+    assert "ORS not rated at sessions 2, 3." in sel.notes
+    assert set(sel.story.events.query("kind == 'missing'")["session_number"]) == {2.0, 3.0}
+    sel.x_axis = "date"  # session 3 has no date: it is left out of the date axis, not an error
+    hv.render(p.charts.layout, backend="bokeh")
+    sel.x_axis = "session"
     sel.clinician = "CL91"
     assert sel.client == "X-ONLYALL"
-    assert "No outcome measure was rated in this episode." in sel.notes
-    hv.renderer("bokeh").get_plot(p.charts.layout)
+    assert any(n.startswith("No outcome measure") for n in sel.notes)
+    hv.render(p.charts.layout, backend="bokeh")

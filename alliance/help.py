@@ -1,0 +1,43 @@
+# ruff: noqa: E501 — prose for the page, wrapped as it reads
+"""Plain-language help texts shown on the pages, with the methods they describe cited."""
+
+CLIENT_PAGE_HELP = """
+**Outcome (top).** The outcome measure's total by session. The dashed grey line is the clinical cut-off
+(e.g. ORS below 25, PHQ-9 10 or more is the clinical range). Each point's colour *and shape* give the status at
+that session: ▲ red = not on track (worse than the 10th percentile of the expected course, or reliably worse
+than at intake), ◆ amber = at risk (worse than the 25th percentile), ● green = on track, ■ grey = functional
+(non-clinical at intake and still). Session 1 is the intake.
+
+**Expected course (blue bands).** What happened to this service's own closed episodes with a similar intake
+score (±1 point, widened until at least 30 episodes): light band 10th–90th percentile, darker band 25th–75th,
+dotted line the median, smoothed over log(session) (after Finch, Lambert & Schaalje 2001). Where too few
+similar episodes exist there is no band, and status falls back to Lambert's rational rule (red if reliably
+worse, amber without reliable improvement by session 4).
+
+**Reliable-change band (grey).** Intake score ± the instrument's reliable change (e.g. ORS 5 points, PHQ-9 6):
+a later score inside it is not reliably different from the intake (Jacobson & Truax 1991; fixed thresholds as
+in NHS Talking Therapies).
+
+**Sudden gains and losses (thick green or red stroke).** Candidate events by Tang & DeRubeis (1999) with the
+semantics of the R package suddengains: a change of at least the reliable change between two sessions, at
+least 25 % of the symptom severity, and stable against the three sessions either side. Short noisy scales
+give false positives: treat them as questions, not verdicts.
+
+**Alliance (middle).** The alliance measure (SRS or WAI-SR) by session, with the cut-off where one is validated
+(SRS below 36; WAI-SR has none, so its flags compare with the client's own first sessions). Amber points are
+below the cut-off. Small grey ▼ marks are dips (lower than the previous rating): shown, not an alarm.
+**✕ marks a rupture**: a rating at least k = 2 SD below the mean of up to five earlier ratings (SD = the larger
+of the client's own and the service's session-to-session SD). The shaded span runs from the rupture to its
+repair: green = repaired (back within 1 SD of the baseline within 3 ratings), red = not repaired, amber =
+still open (fewer than 3 later ratings). These are our rules, built on Stiles et al. 2004, Strauss et al.
+2006 and Gumz et al. 2012; unrepaired ruptures predict worse outcome and dropout (Eubanks, Muran & Safran
+2018). Self-report alliance scales under-detect ruptures: a quiet chart is not proof of a good alliance, and
+SRS ratings persistently at 39–40 can mean politeness (ceiling).
+
+**Items (optional).** SRS's four items or WAI-SR's Task, Bond and Goal subscales, as lines or a heat strip:
+any SRS item below about 9 is worth a conversation.
+
+**Events (bottom).** Missing ratings (grey), alerts (red status, unrepaired or open ruptures, sudden losses)
+and how the episode ended (■ planned, ⊠ unplanned). Methods and thresholds in force are listed under the
+summary; `docs/metrics.md` describes every rule.
+"""
