@@ -119,6 +119,13 @@ class ClinicalMetrics:
         self.service = service
         self.settings = settings or MetricSettings()
 
+    def for_scope(self, service: Service) -> ClinicalMetrics:
+        """The same metrics for another (narrower) scope, sharing this object's service-wide aggregates."""
+        m = ClinicalMetrics(service, self.settings)
+        for name in self.SHARED:
+            m.__dict__[name] = getattr(self, name)
+        return m
+
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
         """The same metrics for one episode, from its rows of ``Service.episodes`` / ``episode_ratings``.
 
@@ -132,7 +139,8 @@ class ClinicalMetrics:
         rated = ratings[ratings["score"].notna()]
         for construct in ("outcome", "alliance"):
             m.__dict__[f"{construct}_ratings"] = rated.loc[
-                rated["construct"] == construct, ["episode_id", "instrument", "session_number", "score"]
+                rated["construct"] == construct,
+                ["episode_id", "instrument", "session_number", "score", "session_date"],
             ].reset_index(drop=True)
         return m
 

@@ -41,3 +41,44 @@ any SRS item below about 9 is worth a conversation.
 and how the episode ended (■ planned, ⊠ unplanned). Methods and thresholds in force are listed under the
 summary; `docs/metrics.md` describes every rule.
 """
+
+CASELOAD_PAGE_HELP = """
+**Episodes.** One row per episode (open ones by default; switch on *Show closed episodes* for the rest), flagged
+ones first. Flags, strongest first: **reliably deteriorated** (worse than at intake by at least the reliable
+change), **not on track** (red: worse than the 10th percentile of the expected course), **unrepaired rupture**
+(the alliance fell at least 2 SD below its baseline and did not come back within 3 ratings), **sudden loss**
+(a candidate Tang & DeRubeis loss), **no session for 21+ days** while not reliably improved (dropout risk),
+**ceiling alliance** (80 % or more SRS ratings at 39–40: possibly politeness). Status colours come with a
+symbol (▲ red, ◆ amber, ● green, ■ functional). Click a client code to open the episode on the client page.
+
+**Headline figures.** Counts and shares with their n and a 95 % Wilson interval: a share of a handful of
+episodes is uncertain, and the interval says how much. Reliably improved and recovered are among closed
+episodes with at least two ratings; dropout among closed episodes (closed without a planned ending before
+reliable improvement).
+
+**Caseload picture.** Each thin line is one episode's change from its intake score (up is better for every
+measure); red lines are flagged episodes. The blue bands are the change of all the service's closed episodes on
+the same measure at each session (10–90th and 25–75th percentiles, dotted median). Click a line to open that
+client.
+
+**My trend.** The same figures by calendar quarter, for self-review: closed episodes by the quarter of their
+last session, alliance by the quarter of the session. Small quarters move a lot by chance.
+"""
+
+COMPARISON_PAGE_HELP = """
+**How to read this page.** Each dot in the **funnel plot** is a clinician: the chosen rate (or effect size)
+against the number of closed episodes it rests on. The blue line is the service value; the dashed and dotted
+curves are the 95 % and 99.8 % control limits around it (Spiegelhalter 2005), wide for small caseloads and
+narrow for large ones. **Inside the funnel means no evidence of a difference** from the service — most
+clinicians should be there by chance alone; outside the 99.8 % limits is the only "different" there is (green
+above, red below for the better direction of the measure you read). The **caterpillar plot** shows each
+clinician's mean improvement shrunk towards the service mean in proportion to how little data it rests on
+(empirical Bayes from a random-intercept model), with 95 % intervals; overlapping intervals mean the ranking
+between them is not reliable. The therapist-effect ICC is the share of outcome variance between clinicians
+(typically about 5 %, Baldwin & Imel 2013). The **table** gives every rate with its 95 % Wilson interval and n,
+the pre–post effect size (mean improvement ÷ SD of the service's intake scores) and the severity-adjusted
+effect size (ACORN: improvement adjusted for intake severity, so severe caseloads are not penalised by
+regression to the mean). Effect sizes count closed episodes with two or more ratings and a clinical-range
+intake. Clinicians with fewer closed episodes than the minimum (default 5, as ACORN requires) are greyed and
+not ranked.
+"""

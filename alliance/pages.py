@@ -11,7 +11,7 @@ from panel.viewable import Viewer
 
 from alliance import style
 from alliance.db import DatabaseError
-from alliance.help import CLIENT_PAGE_HELP
+from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_HELP
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection
@@ -236,3 +236,135 @@ def client_page(path=None, scope: Scope | None = None) -> ClientPage | ProblemVi
     style.apply_defaults()
     service = open_service(path, scope)
     return service if isinstance(service, ProblemView) else ClientPage(service=service)
+
+
+class CaseloadPage(Viewer):
+    """A clinician's caseload: who needs attention now and why, headline figures, the picture, the trend."""
+
+    service = param.ClassSelector(class_=Service)
+
+    def __init__(self, **params):
+        from alliance.views.caseload import (
+            CaseloadPicture,
+            CaseloadState,
+            EpisodeTable,
+            Headlines,
+            TrendTable,
+        )
+
+        super().__init__(**params)
+        self.state = CaseloadState(self.service)
+        sp = self.state.param
+        self.widgets = pn.Column(
+            pmui.Select.from_param(sp.clinician, label="Clinician", searchable=True),
+            pmui.Switch.from_param(sp.show_closed, label="Show closed episodes"),
+            pmui.Select.from_param(sp.instrument, label="Measure in the picture"),
+            sizing_mode="stretch_width",
+        )
+        self.headlines = Headlines(state=self.state)
+        self.table = EpisodeTable(state=self.state)
+        self.picture = CaseloadPicture(state=self.state)
+        self.trend = TrendTable(state=self.state)
+        self.help = pmui.Accordion(
+            ("How to read this page", pn.pane.Markdown(CASELOAD_PAGE_HELP, sizing_mode="stretch_width")),
+            sizing_mode="stretch_width",
+            active=[],
+        )
+        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+
+    def _main(self):
+        return pn.Column(
+            self.headlines,
+            pmui.Typography(
+                "Episodes (flagged first; click a client code to open the client page)", variant="h6"
+            ),
+            self.table,
+            self.picture,
+            pmui.Typography("My trend by quarter", variant="h6"),
+            self.trend,
+            self.help,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self):
+        return pn.Column(self.widgets, self._main(), self.scope_note, sizing_mode="stretch_width")
+
+    def page(self) -> pmui.Page:
+        args = pn.state.session_args or {}
+        clinician = (args.get("clinician") or [b""])[0].decode()
+        if clinician in self.state.param.clinician.objects:
+            self.state.clinician = clinician
+        if pn.state.location is not None:
+            pn.state.location.sync(self.state, {"clinician": "clinician"})
+        return pmui.Page(
+            title="Alliance · Caseload", sidebar=[self.widgets, self.scope_note], main=[self._main()]
+        )
+
+
+def caseload_page(path=None, scope: Scope | None = None) -> CaseloadPage | ProblemView:
+    """The caseload page for the configured database, or a clear message about what is wrong."""
+    style.apply_defaults()
+    service = open_service(path, scope)
+    return service if isinstance(service, ProblemView) else CaseloadPage(service=service)
+
+
+class ComparisonPage(Viewer):
+    """Fair comparisons across clinicians: table with intervals, funnel plot, shrunken estimates."""
+
+    service = param.ClassSelector(class_=Service)
+
+    def __init__(self, **params):
+        from alliance.caseload import alliance_sessions
+        from alliance.state import service_metrics
+        from alliance.views.comparison import CaterpillarPlot, ComparisonState, ComparisonTable, FunnelPlot
+
+        super().__init__(**params)
+        metrics = service_metrics(self.service).for_scope(self.service)
+        self.state = ComparisonState(metrics, alliance_sessions(metrics))
+        sp = self.state.param
+        self.widgets = pn.Column(
+            pmui.Select.from_param(sp.instrument, label="Outcome measure"),
+            pmui.Select.from_param(sp.team, label="Team"),
+            pmui.Select.from_param(sp.population, label="Population"),
+            pn.widgets.DateRangeSlider.from_param(
+                sp.period, name="Period (closed episodes' last session)", format="%b %Y"
+            ),
+            pmui.IntInput.from_param(sp.minimum, label="Minimum closed episodes to rank"),
+            pmui.Select.from_param(sp.measure, label="Funnel plot shows"),
+            sizing_mode="stretch_width",
+        )
+        self.table = ComparisonTable(state=self.state)
+        self.funnel = FunnelPlot(state=self.state)
+        self.caterpillar = CaterpillarPlot(state=self.state)
+        self.how_to_read = pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width")
+        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+
+    def _main(self):
+        return pn.Column(
+            self.how_to_read,
+            pn.Row(self.funnel, self.caterpillar, sizing_mode="stretch_width"),
+            pmui.Typography(
+                "Clinicians (ranked on the severity-adjusted effect size; grey = under the "
+                "minimum, not ranked)",
+                variant="h6",
+            ),
+            self.table,
+            sizing_mode="stretch_width",
+        )
+
+    def __panel__(self):
+        return pn.Column(self.widgets, self._main(), self.scope_note, sizing_mode="stretch_width")
+
+    def page(self) -> pmui.Page:
+        if pn.state.location is not None:
+            pn.state.location.sync(self.state, {"team": "team", "instrument": "instrument"})
+        return pmui.Page(
+            title="Alliance · Comparison", sidebar=[self.widgets, self.scope_note], main=[self._main()]
+        )
+
+
+def comparison_page(path=None, scope: Scope | None = None) -> ComparisonPage | ProblemView:
+    """The comparison page for the configured database, or a clear message about what is wrong."""
+    style.apply_defaults()
+    service = open_service(path, scope)
+    return service if isinstance(service, ProblemView) else ComparisonPage(service=service)

@@ -29,6 +29,14 @@ class Scope:
         ids = tuple(sorted({str(c) for c in clinician_ids}))
         return cls(clinician_ids=ids, label=label or f"clinicians {', '.join(ids)}")
 
+    def restrict(self, *clinician_ids: str) -> Scope:
+        """The part of this scope that covers the given clinicians (a viewer never widens their scope)."""
+        wanted = {str(c) for c in clinician_ids}
+        allowed = wanted if self.all_clinicians else wanted & set(self.clinician_ids)
+        return Scope.clinicians(
+            *allowed, label=f"{self.label or 'scope'}, clinicians {', '.join(sorted(wanted))}"
+        )
+
     def params(self) -> dict[str, object]:
         """The bound SQL parameters every scoped query takes."""
         return {"scope_all": self.all_clinicians, "scope_clinicians": list(self.clinician_ids)}

@@ -8,6 +8,7 @@ import holoviews.plotting.bokeh  # noqa: F401 — registers the Bokeh backend (n
 
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
 STATUS_COLOURS = {"red": "#D55E00", "yellow": "#E69F00", "green": "#009E73", "white": "#999999"}
+STATUS_SYMBOLS = {"red": "▲", "yellow": "◆", "green": "●", "white": "■"}
 STATUS_MARKERS = {"red": "triangle", "yellow": "diamond", "green": "circle", "white": "square"}
 CONSTRUCT_COLOURS = {"outcome": "#0072B2", "alliance": "#CC79A7"}
 CUTOFF_COLOUR = "#555555"

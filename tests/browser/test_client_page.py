@@ -75,12 +75,16 @@ def test_client_page_shows_the_charts_and_follows_the_chosen_client(page: Page, 
     other = next(o for o in options if o != current)
     page.get_by_role("menuitem", name=other, exact=True).click()
 
-    expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(
+        timeout=TIMEOUT
+    )
     assert page.get_by_text(HEADING).inner_text() != first
     expect(page.locator(".bk-Figure")).to_have_count(3)
     page.wait_for_timeout(500)
     assert charts.screenshot() != before, "the charts did not change with the client"
-    page.wait_for_url(re.compile(rf"client={re.escape(other)}"), timeout=10_000)  # the URL follows the selection
+    page.wait_for_url(
+        re.compile(rf"client={re.escape(other)}"), timeout=10_000
+    )  # the URL follows the selection
 
 
 def test_deep_link_to_a_repaired_rupture_shows_marker_and_span(page: Page, served, demo_db):
@@ -94,8 +98,10 @@ def test_deep_link_to_a_repaired_rupture_shows_marker_and_span(page: Page, serve
     # The shaded rupture-to-repair span and the rupture marker are in the drawn data.
     assert "rupture repaired" in drawn(page, "span")
     descriptions = drawn(page, "description")
-    assert any(d.startswith(f"Rupture: SRS fell") and "repaired at session" in d for d in descriptions)
-    assert any(d.startswith(f"Session {session} ") and "rupture, repaired at session" in d for d in descriptions)
+    assert any(d.startswith("Rupture: SRS fell") and "repaired at session" in d for d in descriptions)
+    assert any(
+        d.startswith(f"Session {session} ") and "rupture, repaired at session" in d for d in descriptions
+    )
     expect(page.get_by_text(re.compile(r"1 rupture\(s\): 1 repaired"))).to_be_visible()
     docs = REPO / "docs"
     docs.mkdir(exist_ok=True)

@@ -1,0 +1,148 @@
+"""Fair clinician comparisons (domain.md §10), assembled from the clinical-metrics frames — the same frames
+``alliance metrics`` exports, so every figure here can be recomputed from episode_change.csv,
+episode_end.csv and alliance_events.csv (a test does exactly that for one clinician)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from alliance.metrics.comparison import (
+    MIN_EPISODES_RANKED,
+    effect_size_episodes,
+    effect_sizes,
+    rank_eligible,
+    rate_table,
+    shrunken_estimates,
+)
+
+RATES = {
+    "reliably_improved": "reliably improved",
+    "recovered": "recovered",
+    "deteriorated": "reliably deteriorated",
+    "dropout": "dropped out",
+}
+
+
+@dataclass(frozen=True)
+class ComparisonFilter:
+    """Which episodes enter the comparison."""
+
+    instrument: str
+    start: dt.date | None = None  # closed episodes whose last session falls in [start, end]
+    end: dt.date | None = None
+    team_id: str | None = None
+    population: str | None = None
+    minimum: int = MIN_EPISODES_RANKED
+
+
+def comparison_frames(
+    change: pd.DataFrame,
+    end: pd.DataFrame,
+    alliance_events: pd.DataFrame,
+    alliance_ratings: pd.DataFrame,
+    f: ComparisonFilter,
+) -> dict[str, object]:
+    """Per-clinician table, the flags behind the rates, the effect-size episodes and the shrinkage fit.
+
+    ``change``, ``end`` and ``alliance_events`` have the columns of the exported CSVs; ``alliance_ratings``
+    has episode_id, instrument, session_number, score (+ below_cutoff).
+    """
+    # Only episodes rated on the compared instrument: clinicians using other measures are not in this table.
+    episodes = end[
+        end["episode_id"].isin(change.loc[change["instrument"] == f.instrument, "episode_id"])
+    ].copy()
+    if f.team_id:
+        episodes = episodes[episodes["team_id"] == f.team_id]
+    if f.population:
+        episodes = episodes[episodes["population"] == f.population]
+    last = pd.to_datetime(episodes["last_session_date"])
+    in_period = pd.Series(True, index=episodes.index)
+    if f.start:
+        in_period &= last >= pd.Timestamp(f.start)
+    if f.end:
+        in_period &= last <= pd.Timestamp(f.end)
+    closed = episodes[episodes["closed"].astype(bool) & in_period]
+    open_ = episodes[~episodes["closed"].astype(bool)]
+
+    primary = change[(change["instrument"] == f.instrument)]
+    outcomes = closed.merge(primary, on=["episode_id", "clinician_id"], how="inner", suffixes=("", "_change"))
+    # Rates: closed episodes with the instrument and at least two ratings (a change to judge).
+    judged = outcomes[outcomes["n_ratings"] >= 2]
+    flags = pd.DataFrame(
+        {
+            "clinician_id": judged["clinician_id"],
+            "reliably_improved": judged["reliable_improvement"].astype("boolean"),
+            "recovered": judged["category"].astype(str).eq("recovered"),
+            "deteriorated": judged["reliable_deterioration"].astype("boolean"),
+            "dropout": judged["dropout"].astype(bool),
+        }
+    )
+    rates = rate_table(flags, "clinician_id", list(RATES))
+
+    es_input = effect_size_episodes(primary, closed, f.instrument)
+    es = effect_sizes(es_input) if len(es_input) >= 3 else pd.DataFrame()
+    shrink = (
+        shrunken_estimates(es_input["improvement"], es_input["clinician_id"]) if len(es_input) >= 3 else None
+    )
+
+    # Alliance: mean, share of sessions below the cut-off, ruptures per 100 sessions, share repaired.
+    ids = set(closed["episode_id"]) | set(open_["episode_id"])
+    a = alliance_ratings[alliance_ratings["episode_id"].isin(ids)].merge(
+        episodes[["episode_id", "clinician_id"]], on="episode_id"
+    )
+    ae = alliance_events[alliance_events["episode_id"].isin(ids)].merge(
+        episodes[["episode_id", "clinician_id"]], on="episode_id"
+    )
+    rup = ae[ae["event"] == "rupture"]
+    alliance = pd.DataFrame(
+        {
+            "alliance_sessions": a.groupby("clinician_id").size(),
+            "mean_alliance": a.groupby("clinician_id")["score"].mean(),
+            "below_cutoff": a.groupby("clinician_id")["below_cutoff"].mean(),
+            "ruptures": rup.groupby("clinician_id").size(),
+            "repaired": rup[rup["repair_status"].astype(str) == "repaired"].groupby("clinician_id").size(),
+        }
+    )
+    alliance[["ruptures", "repaired"]] = alliance[["ruptures", "repaired"]].fillna(0)
+    alliance["ruptures_per_100"] = 100 * alliance["ruptures"] / alliance["alliance_sessions"]
+    alliance["share_repaired"] = np.where(
+        alliance["ruptures"] > 0, alliance["repaired"] / alliance["ruptures"], np.nan
+    )
+
+    table = pd.DataFrame(
+        {
+            "team_id": episodes.groupby("clinician_id")["team_id"].first(),
+            "open": open_.groupby("clinician_id").size(),
+            "closed": closed.groupby("clinician_id").size(),
+            "mean_sessions": closed.groupby("clinician_id")["n_sessions"].mean(),
+            "mean_intake_severity": outcomes.groupby("clinician_id")["intake_severity"].mean(),
+        }
+    )
+    table[["open", "closed"]] = table[["open", "closed"]].fillna(0).astype(int)
+    if len(es):
+        table = table.join(
+            es[["n", "es", "es_low", "es_high", "saes", "saes_low", "saes_high"]].rename(
+                columns={"n": "n_es"}
+            )
+        )
+    wide = rates.pivot(index="clinician_id", columns="measure", values=["count", "n", "rate", "low", "high"])
+    for m in RATES:
+        for stat in ("count", "n", "rate", "low", "high"):
+            table[f"{m}_{stat}"] = wide[(stat, m)] if (stat, m) in wide else np.nan
+    table = table.join(alliance)
+    table["eligible"] = table["closed"] >= f.minimum
+    score = table["saes"] if "saes" in table else table["reliably_improved_rate"]
+    table["rank"] = rank_eligible(score, table["closed"].where(table["eligible"], 0), f.minimum)
+    table.index.name = "clinician_id"
+    return {
+        "table": table.reset_index(),
+        "rates": rates,
+        "es": es,
+        "es_episodes": es_input,
+        "shrink": shrink,
+        "flags": flags,
+    }

@@ -1,0 +1,320 @@
+"""The comparison page's views: the per-clinician table, the funnel plot and the caterpillar plot."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+from panel.viewable import Viewer
+
+from alliance import style
+from alliance.comparison import RATES, ComparisonFilter, comparison_frames
+from alliance.metrics.comparison import funnel_limits, funnel_limits_mean, funnel_n_grid, funnel_position
+
+MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
+
+
+def _pct(v) -> str:
+    return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+
+
+class ComparisonState(param.Parameterized):
+    """Filters and the per-clinician frames they select."""
+
+    instrument = param.Selector(objects=[], doc="Outcome measure compared.")
+    team = param.Selector(objects=["all teams"], default="all teams", doc="Team.")
+    population = param.Selector(objects=["all", "adult", "adolescent", "child"], default="all")
+    period = param.DateRange(
+        default=None, allow_None=True, doc="Closed episodes whose last session falls here."
+    )
+    minimum = param.Integer(default=5, bounds=(1, 100), doc="Minimum closed episodes to be ranked.")
+    measure = param.Selector(
+        objects={label: key for key, label in MEASURES.items()},
+        default="reliably_improved_rate",
+        doc="What the funnel plot shows.",
+    )
+    frames = param.Dict(default={})
+
+    def __init__(self, metrics, alliance_ratings, **params):
+        self.metrics = metrics
+        self.alliance_ratings = alliance_ratings
+        super().__init__(**params)
+        ch = metrics.episode_change
+        instruments = ch["instrument"].value_counts().index.tolist() if len(ch) else []
+        self.param.instrument.objects = list(instruments)
+        self.instrument = instruments[0] if instruments else None
+        teams = sorted(metrics.episodes["team_id"].dropna().unique().tolist())
+        self.param.team.objects = ["all teams", *teams]
+        last = pd.to_datetime(metrics.episode_end["last_session_date"])
+        if len(last):
+            self.param.period.bounds = (last.min().date(), last.max().date())
+            self.period = (last.min().date(), last.max().date())
+        self._update()
+
+    @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
+    def _update(self):
+        if not self.instrument:
+            self.frames = {}
+            return
+        start, end = self.period if self.period else (None, None)
+        f = ComparisonFilter(
+            instrument=self.instrument,
+            start=start,
+            end=end,
+            team_id=None if self.team == "all teams" else self.team,
+            population=None if self.population == "all" else self.population,
+            minimum=self.minimum,
+        )
+        m = self.metrics
+        self.frames = comparison_frames(
+            m.episode_change, m.episode_end, m.alliance_events, self.alliance_ratings, f
+        )
+
+
+class ComparisonTable(Viewer):
+    state = param.ClassSelector(class_=ComparisonState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.widget = pn.widgets.Tabulator(
+            disabled=True,
+            show_index=False,
+            sizing_mode="stretch_width",
+            pagination="local",
+            page_size=30,
+            name="comparison-table",
+        )
+        self._update()
+        self.state.param.watch(self._update, "frames")
+
+    def frame(self) -> pd.DataFrame:
+        t = self.state.frames.get("table")
+        if t is None or t.empty:
+            return pd.DataFrame()
+        t = t.sort_values(["eligible", "rank"], ascending=[False, True])
+
+        def rate(m):
+            return [
+                f"{_pct(r)} ({_pct(lo)}–{_pct(hi)}) n={int(n) if not pd.isna(n) else 0}"
+                for r, lo, hi, n in zip(
+                    t[f"{m}_rate"], t[f"{m}_low"], t[f"{m}_high"], t[f"{m}_n"], strict=True
+                )
+            ]
+
+        def interval(v, lo, hi):
+            return [
+                ("—" if pd.isna(a) else f"{a:.2f} ({b:.2f} to {c:.2f})")
+                for a, b, c in zip(
+                    t[v] if v in t else [np.nan] * len(t),
+                    t[lo] if lo in t else [np.nan] * len(t),
+                    t[hi] if hi in t else [np.nan] * len(t),
+                    strict=True,
+                )
+            ]
+
+        return pd.DataFrame(
+            {
+                "rank": [("—" if pd.isna(r) else f"{int(r)}") for r in t["rank"]],
+                "clinician": t["clinician_id"],
+                "team": t["team_id"],
+                "open": t["open"],
+                "closed": t["closed"],
+                "mean intake severity": t["mean_intake_severity"].round(1),
+                "effect size (95 % CI)": interval("es", "es_low", "es_high"),
+                "severity-adjusted ES (95 % CI)": interval("saes", "saes_low", "saes_high"),
+                **{f"{w} (95 % CI)": rate(m) for m, w in RATES.items()},
+                "mean alliance": t["mean_alliance"].round(1),
+                "sessions below alliance cut-off": t["below_cutoff"].map(_pct),
+                "ruptures per 100 sessions": t["ruptures_per_100"].round(1),
+                "ruptures repaired": t["share_repaired"].map(_pct),
+                "mean sessions": t["mean_sessions"].round(1),
+                "eligible": t["eligible"],
+            }
+        )
+
+    def _update(self, *events):
+        frame = self.frame()
+        self.widget.value = frame
+        if len(frame):
+            # Clinicians under the minimum are greyed (and unranked).
+            self.widget.style.apply(
+                lambda row: ["color: #9e9e9e" if not row["eligible"] else ""] * len(row), axis=1
+            )
+
+    def __panel__(self):
+        return self.widget
+
+
+class FunnelPlot(Viewer):
+    """Rate or effect size against closed episodes, with 95 % and 99.8 % limits around the service value
+    (Spiegelhalter 2005)."""
+
+    state = param.ClassSelector(class_=ComparisonState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        frames, measure = self.state.param.frames, self.state.param.measure
+        self.plot = (
+            hv.DynamicMap(pn.bind(self._limits, frames, measure, 0.998, "dotted"))
+            * hv.DynamicMap(pn.bind(self._limits, frames, measure, 0.95, "dashed"))
+            * hv.DynamicMap(pn.bind(self._target, frames, measure))
+            * hv.DynamicMap(pn.bind(self._points, frames, measure))
+        ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
+
+    def _data(self, frames, measure):
+        t = frames.get("table")
+        if t is None or t.empty:
+            return None, None, None
+        if measure == "es":
+            es = frames.get("es")
+            if es is None or es.empty:
+                return None, None, None
+            eps = frames["es_episodes"]
+            sd = float(eps["improvement"].std() / es.attrs["sd_intake"])
+            target = float(es.attrs["service_mean_improvement"] / es.attrs["sd_intake"])
+            d = t.dropna(subset=["es"]).assign(value=lambda x: x["es"], n=lambda x: x["n_es"])
+            return d, target, sd
+        m = measure.removesuffix("_rate")
+        rates = frames["rates"]
+        target = float(rates.attrs["service_rate"][m])
+        d = t.dropna(subset=[measure]).assign(value=lambda x: x[measure], n=lambda x: x[f"{m}_n"])
+        return d, target, None
+
+    def _limits(self, frames, measure, level, dash):
+        d, target, sd = self._data(frames, measure)
+        n_dim, v_dim = (
+            hv.Dimension("n", label="Closed episodes"),
+            hv.Dimension("value", label=MEASURES[measure]),
+        )
+        if d is None or d.empty:
+            return hv.Path([], [n_dim, v_dim])
+        grid = funnel_n_grid(int(max(d["n"].max(), 10)), n_min=2)
+        lim = (
+            funnel_limits_mean(grid, target, sd, levels=(level,))
+            if sd is not None
+            else funnel_limits(grid, target, levels=(level,))
+        )
+        return hv.Path(
+            [
+                {"n": lim["n"].to_numpy(float), "value": lim["lower"].to_numpy(float)},
+                {"n": lim["n"].to_numpy(float), "value": lim["upper"].to_numpy(float)},
+            ],
+            [n_dim, v_dim],
+        ).opts(color="#555555", line_dash=dash, line_width=1.2)
+
+    def _target(self, frames, measure):
+        d, target, _ = self._data(frames, measure)
+        return hv.HLine(np.nan if target is None else target).opts(color=style.BAND_COLOUR, line_width=2)
+
+    def _points(self, frames, measure):
+        d, target, sd = self._data(frames, measure)
+        n_dim, v_dim = (
+            hv.Dimension("n", label="Closed episodes"),
+            hv.Dimension("value", label=MEASURES[measure]),
+        )
+        vdims = [v_dim, "clinician_id", "position", "colour", "label"]
+        if d is None or d.empty:
+            return hv.Scatter(
+                pd.DataFrame({c: [] for c in ["n", "value", "clinician_id", "position", "colour", "label"]}),
+                n_dim,
+                vdims,
+            )
+        pos = funnel_position(d["value"], d["n"], target=target, sd=sd).astype(str)
+        colour = np.select(
+            [pos.str.startswith("above"), pos.str.startswith("below")],
+            [style.STATUS_COLOURS["green"], style.STATUS_COLOURS["red"]],
+            "#666666",
+        )
+        colour = np.where(d["eligible"], colour, "#c8c8c8")
+        fmt = (lambda v: f"{v:.2f}") if measure == "es" else _pct
+        data = pd.DataFrame(
+            {
+                "n": d["n"].astype(float),
+                "value": d["value"].astype(float),
+                "clinician_id": d["clinician_id"],
+                "position": pos.to_numpy(),
+                "colour": colour,
+                "label": [
+                    f"{c}: {fmt(v)} of n = {int(n)} ({p} limit{'s' if p == 'inside' else ''})"
+                    + ("" if e else f" — under the minimum of {self.state.minimum}, not ranked")
+                    for c, v, n, p, e in zip(
+                        d["clinician_id"], d["value"], d["n"], pos, d["eligible"], strict=True
+                    )
+                ],
+            }
+        )
+        return hv.Scatter(data, n_dim, vdims).opts(
+            color="colour",
+            size=10,
+            line_color="white",
+            tools=["hover"],
+            hover_tooltips=[("", "@label")],
+        )
+
+    def __panel__(self):
+        return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="funnel")
+
+
+class CaterpillarPlot(Viewer):
+    """Empirical-Bayes (shrunken) mean improvement per clinician with 95 % intervals, and the ICC."""
+
+    state = param.ClassSelector(class_=ComparisonState)
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.plot = (
+            hv.DynamicMap(pn.bind(self._intervals, self.state.param.frames))
+            * hv.DynamicMap(pn.bind(self._points, self.state.param.frames))
+        ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
+
+    @staticmethod
+    def _table(frames):
+        fit = frames.get("shrink")
+        if fit is None or fit.table.empty or fit.table["eb_estimate"].isna().all():
+            return None, None
+        t = fit.table.reset_index().rename(columns={"index": "clinician_id", "group": "clinician_id"})
+        t = t.rename(columns={t.columns[0]: "clinician_id"}).sort_values("eb_estimate").reset_index(drop=True)
+        t["order"] = np.arange(len(t), dtype=float)
+        return t, fit
+
+    def _intervals(self, frames):
+        t, fit = self._table(frames)
+        dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
+        if t is None:
+            return hv.Segments(
+                pd.DataFrame({"order": [], "eb": [], "x1": [], "y1": []}, dtype=float),
+                [dims[0], dims[1], "x1", "y1"],
+            )
+        data = pd.DataFrame({"order": t["order"], "eb": t["low"], "x1": t["order"], "y1": t["high"]})
+        return hv.Segments(data, [dims[0], dims[1], "x1", "y1"]).opts(color="#888888", line_width=2)
+
+    def _points(self, frames):
+        t, fit = self._table(frames)
+        dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
+        if t is None:
+            return hv.Scatter(pd.DataFrame({"order": [], "eb": [], "label": []}), dims[0], [dims[1], "label"])
+        label = [
+            f"{c}: shrunken mean improvement {e:.1f} (95 % interval {lo:.1f} to {hi:.1f}), raw {r:.1f}, "
+            f"n = {int(n)}"
+            for c, e, lo, hi, r, n in zip(
+                t["clinician_id"], t["eb_estimate"], t["low"], t["high"], t["raw_mean"], t["n"], strict=True
+            )
+        ]
+        data = pd.DataFrame({"order": t["order"], "eb": t["eb_estimate"], "label": label})
+        return hv.Scatter(data, dims[0], [dims[1], "label"]).opts(
+            color=style.CONSTRUCT_COLOURS["outcome"],
+            size=8,
+            tools=["hover"],
+            hover_tooltips=[("", "@label")],
+            title=f"Shrunken mean improvement · therapist-effect ICC {fit.icc:.1%}",
+        )
+
+    def __panel__(self):
+        return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="caterpillar")
+
+
+__all__ = ["CaterpillarPlot", "ComparisonState", "ComparisonTable", "FunnelPlot", "dt"]
