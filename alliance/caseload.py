@@ -19,7 +19,7 @@ NO_SESSION_DAYS = 21
 FLAG_WORDS = {
     "deteriorated": "reliably deteriorated",
     "not_on_track": "not on track",
-    "unrepaired_rupture": "unrepaired rupture",
+    "unrepaired_rupture": "rupture not repaired",
     "sudden_loss": "sudden loss",
     "no_recent_session": f"no session for {NO_SESSION_DAYS}+ days",
     "ceiling": "ceiling alliance",
@@ -78,8 +78,10 @@ def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:
     se = metrics.sudden_events
     table["flag_deteriorated"] = table["reliable_deterioration"].fillna(False).astype(bool)
     table["flag_not_on_track"] = table["status"].eq("red")
+    # 'open' (fewer than R later ratings) counts too: the rupture has not been repaired, and in a closed
+    # episode it never was.
     table["flag_unrepaired_rupture"] = has(
-        "rupture", lambda r: r["repair_status"].astype(str) == "unrepaired"
+        "rupture", lambda r: r["repair_status"].astype(str).isin(["unrepaired", "open"])
     )
     table["flag_sudden_loss"] = (
         table.index.isin(se.loc[se["kind"] == "loss", "episode_id"]) if len(se) else False

@@ -45,8 +45,9 @@ summary; `docs/metrics.md` describes every rule.
 CASELOAD_PAGE_HELP = """
 **Episodes.** One row per episode (open ones by default; switch on *Show closed episodes* for the rest), flagged
 ones first. Flags, strongest first: **reliably deteriorated** (worse than at intake by at least the reliable
-change), **not on track** (red: worse than the 10th percentile of the expected course), **unrepaired rupture**
-(the alliance fell at least 2 SD below its baseline and did not come back within 3 ratings), **sudden loss**
+change), **not on track** (red: worse than the 10th percentile of the expected course), **rupture not repaired**
+(the alliance fell at least 2 SD below its baseline and has not come back: not within 3 ratings, or the
+episode ended or is still within that window), **sudden loss**
 (a candidate Tang & DeRubeis loss), **no session for 21+ days** while not reliably improved (dropout risk),
 **ceiling alliance** (80 % or more SRS ratings at 39–40: possibly politeness). Status colours come with a
 symbol (▲ red, ◆ amber, ● green, ■ functional). Click a client code to open the episode on the client page.

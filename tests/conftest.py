@@ -27,11 +27,12 @@ CHROMIUM = Path(os.environ.get("ALLIANCE_CHROMIUM", "/usr/bin/chromium"))
 
 @pytest.fixture(scope="session")
 def demo_db(tmp_path_factory) -> Path:
-    """A small generated service (400 episodes), fixed seed and 'today'."""
+    """The default-size generated service (1,500 episodes, ~30 clinicians in 4 teams), fixed seed and 'today':
+    enough closed episodes for expected-response bands and clinician comparisons."""
     from alliance.demo import write_demo
 
     path = tmp_path_factory.mktemp("demo") / "demo.duckdb"
-    write_demo(path, n_episodes=400, seed=11, as_of=AS_OF)
+    write_demo(path, n_episodes=1500, seed=7, as_of=AS_OF)
     return path
 
 

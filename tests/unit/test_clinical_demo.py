@@ -27,13 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def service_db(tmp_path_factory) -> Path:
-    """The default-size demo service (1,500 episodes): enough closed episodes for expected-response bands."""
-    from alliance.demo import write_demo
-
-    path = tmp_path_factory.mktemp("service") / "service.duckdb"
-    write_demo(path, n_episodes=1500, seed=7, as_of=AS_OF)
-    return path
+def service_db(demo_db) -> Path:
+    """The shared default-size demo (tests/conftest.py)."""
+    return demo_db
 
 
 def _open(path: Path, **settings) -> ClinicalMetrics:

@@ -1,0 +1,174 @@
+"""Caseload and comparison on a generated service: flags name the planted events, a caseload is narrowed to
+its clinician in the query layer, the planted better and worse clinicians fall outside the funnel on what
+they were planted on, and a clinician's comparison row is recomputed from the `alliance metrics` CSVs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table
+from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.comparison import ComparisonFilter, comparison_frames
+from alliance.db import Database
+from alliance.export import write_metrics
+from alliance.metrics.comparison import funnel_position, wilson_interval
+from alliance.scope import Scope
+from alliance.service import Service
+
+AS_OF = dt.date(2026, 11, 1)
+
+
+@pytest.fixture(scope="module")
+def service_db(demo_db) -> Path:
+    """The shared default-size demo (tests/conftest.py)."""
+    return demo_db
+
+
+@pytest.fixture(scope="module")
+def db(service_db):
+    database = Database(service_db)  # its own connection: the autouse fixture closes the shared ones
+    yield database
+    database.close()
+
+
+@pytest.fixture(scope="module")
+def metrics(db) -> ClinicalMetrics:
+    return ClinicalMetrics(Service(db, Scope.full_access()), MetricSettings(as_of=AS_OF))
+
+
+@pytest.fixture(scope="module")
+def planted(service_db) -> pd.DataFrame:
+    con = duckdb.connect(str(service_db), read_only=True)
+    try:
+        return con.execute("SELECT * FROM planted_events").df()
+    finally:
+        con.close()
+
+
+def test_caseload_is_narrowed_to_its_clinician_in_the_query_layer(db, metrics):
+    one = metrics.episodes["clinician_id"].iloc[0]
+    scoped = metrics.for_scope(Service(db, Scope.full_access().restrict(one)))
+    table = caseload_table(scoped)
+    assert set(table["clinician_id"]) == {one}
+    assert set(scoped.outcome_ratings["episode_id"]) <= set(table["episode_id"])
+    # A viewer restricted to one clinician cannot widen the scope to another.
+    other = metrics.episodes["clinician_id"].iloc[-1]
+    assert Scope.clinicians(one).restrict(other).clinician_ids == ()
+
+
+def test_flags_name_the_planted_events(metrics, planted):
+    table = caseload_table(metrics).set_index("episode_id")
+    unrepaired = planted.query("event_type == 'rupture_unrepaired'")["episode_id"]
+    deteriorated = planted.query("event_type == 'deterioration'")["episode_id"]
+    # Planted unrepaired ruptures stay low for the whole repair window or the episode ends ('unrepaired' or
+    # 'open'): both raise the flag, so nearly all planted ones must carry it.
+    assert table.loc[unrepaired, "flag_unrepaired_rupture"].mean() >= 0.9
+    assert table.loc[deteriorated, "flag_deteriorated"].mean() >= 0.9
+    assert (table.loc[deteriorated, "flags"].str.contains("reliably deteriorated")).mean() >= 0.9
+    # Flags and their words agree everywhere.
+    assert ((table["n_flags"] > 0) == (table["flags"] != "")).all()
+
+
+def test_headline_figures_carry_n_and_wilson_intervals(metrics):
+    table = caseload_table(metrics)
+    h = caseload_headlines(table, alliance_sessions(metrics)).set_index("figure")
+    closed = table[table["closed"] & table["category"].notna()]
+    row = h.loc["recovered (closed)"]
+    assert row["n"] == len(closed)
+    k = int((closed["category"] == "recovered").sum())
+    low, high = wilson_interval(k, len(closed))
+    assert (row["value"], row["low"], row["high"]) == pytest.approx((k / len(closed), low, high))
+    assert h.loc["open episodes", "value"] == (~table["closed"]).sum()
+
+
+def _position(frames, measure: str) -> pd.Series:
+    t = frames["table"].set_index("clinician_id")
+    m = measure.removesuffix("_rate")
+    target = frames["rates"].attrs["service_rate"][m]
+    return pd.Series(funnel_position(t[measure], t[f"{m}_n"], target=target).astype(str).to_numpy(), t.index)
+
+
+def test_planted_better_and_worse_clinicians_fall_outside_the_funnel(metrics, planted):
+    frames = comparison_frames(
+        metrics.episode_change,
+        metrics.episode_end,
+        metrics.alliance_events,
+        alliance_sessions(metrics),
+        ComparisonFilter("ORS"),
+    )
+    better = planted.query("event_type == 'clinician_better'")["clinician_id"].tolist()
+    worse = planted.query("event_type == 'clinician_worse'")["clinician_id"].tolist()
+    position = _position(frames, "reliably_improved_rate")
+    # The generator plants them on improvement (about ±0.7 SD): on the reliable-improvement rate they sit
+    # beyond the 95 % limits at least, on the right side.
+    assert position[better].str.startswith("above").all(), position[better]
+    assert position[worse].str.startswith("below").all(), position[worse]
+    # Ordinary clinicians: no evidence of a difference for most (inside the 99.8 % limits).
+    ordinary = position.drop(better + worse)
+    assert (~ordinary.isin(["above 99.8 %", "below 99.8 %"])).mean() >= 0.8
+    # Shrunken estimates order them the same way: the better ones top, the worse ones near the bottom.
+    eb = frames["shrink"].table["eb_estimate"].sort_values()
+    assert set(eb.index[-2:]) == set(better)
+    assert set(worse) <= set(eb.index[: len(eb) // 3])
+
+
+def test_a_clinicians_row_reproduces_from_the_exported_csvs(service_db, metrics, tmp_path):
+    write_metrics(service_db, tmp_path, as_of=AS_OF)
+    change = pd.read_csv(tmp_path / "episode_change.csv")
+    end = pd.read_csv(tmp_path / "episode_end.csv")
+    events = pd.read_csv(tmp_path / "alliance_events.csv")
+    frames = comparison_frames(
+        metrics.episode_change,
+        metrics.episode_end,
+        metrics.alliance_events,
+        alliance_sessions(metrics),
+        ComparisonFilter("ORS"),
+    )
+    row = frames["table"].set_index("clinician_id").loc["CL03"]
+    # By hand from the CSVs: CL03's closed ORS episodes with two or more ratings.
+    ors = change[(change["instrument"] == "ORS") & (change["clinician_id"] == "CL03")]
+    closed = end[end["closed"] & end["episode_id"].isin(ors["episode_id"])]
+    judged = ors[ors["episode_id"].isin(closed["episode_id"]) & (ors["n_ratings"] >= 2)]
+    assert row["closed"] == len(closed)
+    improved = judged["reliable_improvement"].astype(bool)
+    assert row["reliably_improved_n"] == len(judged)
+    assert row["reliably_improved_rate"] == pytest.approx(improved.mean())
+    assert row["recovered_rate"] == pytest.approx((judged["category"] == "recovered").mean())
+    dropout = closed.set_index("episode_id").loc[judged["episode_id"], "dropout"]
+    assert row["dropout_rate"] == pytest.approx(dropout.mean())
+    # Effect size: mean improvement ÷ SD of intake over the service's eligible episodes (docs/metrics.md).
+    eligible = change[
+        (change["instrument"] == "ORS")
+        & (change["n_ratings"] >= 2)
+        & change["clinical_pre"]
+        & change["episode_id"].isin(end.loc[end["closed"], "episode_id"])
+    ]
+    mine = eligible[eligible["clinician_id"] == "CL03"]
+    assert row["es"] == pytest.approx(mine["improvement"].mean() / eligible["intake"].std())
+    # Ruptures per 100 alliance sessions.
+    mine_eps = end.loc[
+        (end["clinician_id"] == "CL03") & end["episode_id"].isin(ors["episode_id"]), "episode_id"
+    ]
+    ruptures = events[(events["event"] == "rupture") & events["episode_id"].isin(mine_eps)]
+    assert row["ruptures"] == len(ruptures)
+    assert row["share_repaired"] == pytest.approx((ruptures["repair_status"] == "repaired").mean())
+
+
+def test_minimum_n_greys_and_unranks(metrics):
+    frames = comparison_frames(
+        metrics.episode_change,
+        metrics.episode_end,
+        metrics.alliance_events,
+        alliance_sessions(metrics),
+        ComparisonFilter("ORS", minimum=40),
+    )
+    t = frames["table"]
+    assert t.loc[t["closed"] < 40, "rank"].isna().all()
+    ranked = t.loc[t["closed"] >= 40, "rank"].dropna().sort_values()
+    assert list(ranked) == list(np.arange(1, len(ranked) + 1))
