@@ -204,21 +204,7 @@ class ClinicalMetrics:
             frames.append(
                 pd.concat([sub[["episode_id", "instrument", "session_number", "score"]], st], axis=1)
             )
-        return (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame(
-                columns=[
-                    "episode_id",
-                    "instrument",
-                    "session_number",
-                    "score",
-                    "status",
-                    "status_words",
-                    "reason",
-                ]
-            )
-        )
+        return pd.concat(frames, ignore_index=True) if frames else empty
 
     # -- inputs ---------------------------------------------------------------------------------------
     @cached_property

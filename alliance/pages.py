@@ -231,11 +231,16 @@ def episode_summary(info: dict, story) -> str:
     return "\n\n".join(lines)
 
 
-def client_page(path=None, scope: Scope | None = None) -> ClientPage | ProblemView:
-    """The client page for the configured database, or a clear message about what is wrong."""
+def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None):
+    """A page for the configured database, or a clear message about what is wrong (never a traceback)."""
     style.apply_defaults()
     service = open_service(path, scope)
-    return service if isinstance(service, ProblemView) else ClientPage(service=service)
+    return service if isinstance(service, ProblemView) else page_class(service=service)
+
+
+def client_page(path=None, scope: Scope | None = None) -> ClientPage | ProblemView:
+    """The client page for the configured database, or a clear message about what is wrong."""
+    return build_page(ClientPage, path, scope)
 
 
 class CaseloadPage(Viewer):
@@ -303,9 +308,7 @@ class CaseloadPage(Viewer):
 
 def caseload_page(path=None, scope: Scope | None = None) -> CaseloadPage | ProblemView:
     """The caseload page for the configured database, or a clear message about what is wrong."""
-    style.apply_defaults()
-    service = open_service(path, scope)
-    return service if isinstance(service, ProblemView) else CaseloadPage(service=service)
+    return build_page(CaseloadPage, path, scope)
 
 
 class ComparisonPage(Viewer):
@@ -365,6 +368,4 @@ class ComparisonPage(Viewer):
 
 def comparison_page(path=None, scope: Scope | None = None) -> ComparisonPage | ProblemView:
     """The comparison page for the configured database, or a clear message about what is wrong."""
-    style.apply_defaults()
-    service = open_service(path, scope)
-    return service if isinstance(service, ProblemView) else ComparisonPage(service=service)
+    return build_page(ComparisonPage, path, scope)

@@ -17,7 +17,6 @@ from bokeh.models import BasicTicker
 from panel.viewable import Viewer
 
 from alliance import style
-from alliance.episode import EpisodeStory
 from alliance.state import ClientSelection
 
 X = {
@@ -486,7 +485,3 @@ class ClientCharts(Viewer):
 
     def __panel__(self):
         return self._pane
-
-
-# Kept for callers that expect one EpisodeStory per panel (tests, notebooks).
-__all__ = ["ClientCharts", "EpisodeStory"]

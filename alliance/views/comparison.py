@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -315,6 +313,3 @@ class CaterpillarPlot(Viewer):
 
     def __panel__(self):
         return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="caterpillar")
-
-
-__all__ = ["CaterpillarPlot", "ComparisonState", "ComparisonTable", "FunnelPlot", "dt"]
