@@ -39,5 +39,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alliance tests
 
+# Time and memory of the heavy paths on a large generated service (not part of `make test`).
+EPISODES ?= 200000
+bench: $(STAMP)
+	$(BIN)/python -m alliance.bench --episodes $(EPISODES)
+
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache
