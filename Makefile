@@ -31,7 +31,7 @@ demo: $(STAMP)
 serve: $(STAMP)
 	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
 	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }
-	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect
+	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -120,6 +120,8 @@ class Server:
                 "--num-threads",
                 "2",
                 "--disable-index-redirect",  # the index lists the pages even when there is one
+                "--index",
+                str(REPO / "alliance" / "templates" / "index.html"),
             ],
             cwd=REPO,
             env=env,
