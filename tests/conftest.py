@@ -12,12 +12,14 @@ import time
 import urllib.request
 from pathlib import Path
 
+import panel as pn
 import pytest
 
 from alliance import config
 from alliance.db import forget_databases
 from alliance.importer import import_csv
 from alliance.schema import create_schema
+from alliance.state import forget_service_metrics
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -64,12 +66,8 @@ def _fresh_connections():
     """Each test opens its own connections (and Panel state is reset)."""
     yield
     forget_databases()
-    try:
-        import panel as pn
-
-        pn.state.reset()
-    except Exception:  # noqa: BLE001 — Panel not imported by this test
-        pass
+    forget_service_metrics()
+    pn.state.reset()
 
 
 def free_port() -> int:
