@@ -66,6 +66,36 @@ def cmd_metrics(args) -> int:
     return 0
 
 
+def cmd_pack(args) -> int:
+    from alliance.agenda import supervisors
+    from alliance.db import DatabaseError
+    from alliance.pack import build_pack, print_pdf
+    from alliance.service import Service
+
+    try:
+        service = Service.open(args.db)
+        known = supervisors(service)
+        if args.supervisor not in known:
+            print(
+                f"alliance pack: no team has supervisor {args.supervisor!r} ({', '.join(known)})",
+                file=sys.stderr,
+            )
+            return 2
+        agenda = build_pack(service, args.supervisor, args.date, Path(args.out))
+    except DatabaseError as exc:
+        print(f"alliance pack: {exc}", file=sys.stderr)
+        return 2
+    print(f"Wrote {args.out}: {len(agenda)} agenda client(s)")
+    if args.pdf:
+        try:
+            pdf = print_pdf(Path(args.out), Path(args.out).with_suffix(".pdf"))
+        except RuntimeError as exc:
+            print(f"alliance pack: no PDF: {exc}", file=sys.stderr)
+            return 1
+        print(f"Wrote {pdf}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alliance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +134,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the date the data describe (default: the database's, else today)",
     )
     met.set_defaults(func=cmd_metrics)
+
+    pack = sub.add_parser("pack", help="write a supervision meeting pack (self-contained HTML, optional PDF)")
+    pack.add_argument("--supervisor", required=True, help="supervisor code (team.supervisor_id)")
+    pack.add_argument("--date", type=_date, default=dt.date.today(), help="meeting date (default: today)")
+    pack.add_argument("--out", required=True, help="HTML file to write")
+    pack.add_argument("--db", default=None, help="database file (default: $ALLIANCE_DB or the demo)")
+    pack.add_argument("--pdf", action="store_true", help="also print a PDF beside it with headless Chromium")
+    pack.set_defaults(func=cmd_pack)
     return parser
 
 
