@@ -83,3 +83,21 @@ regression to the mean). Effect sizes count closed episodes with two or more rat
 intake. Clinicians with fewer closed episodes than the minimum (default 5, as ACORN requires) are greyed and
 not ranked.
 """
+
+MEETING_PAGE_HELP = """
+**The agenda.** For the chosen supervisor and meeting date, the open episodes of each supervisee, ranked by the
+strongest reason to discuss them (domain.md §11): reliable deterioration; not on track (red); rupture not
+repaired; alliance below the cut-off at the last two ratings; sudden loss; at risk (amber); no session for 21
+days or more while not improved (dropout risk); late alliance decline; ceiling alliance with no improvement.
+Each reason says what happened, at which session and on which date, using the same rules as the client and
+caseload pages. A meeting date in the past shows the data as they stood on that day.
+
+**Discussed.** Mark a client as discussed with an optional short action (what to try, e.g. "ask for feedback
+on goals") — never clinical notes about the client. A client discussed and not worse since moves down at the
+next meeting; the agenda shows when each client was last discussed. Marks are kept in a small file beside the
+ratings database (which stays read-only).
+
+**Meeting pack.** One self-contained HTML file (charts included, opens without a server or network) with the
+agenda and each agenda client's charts and summary; a PDF of the same when Chromium is available. From the
+command line: `alliance pack --supervisor CODE --date YYYY-MM-DD --out pack.html [--pdf]`.
+"""

@@ -245,7 +245,16 @@ class MeetingPage(Viewer):
 
     # -- layout ---------------------------------------------------------------------------------------
     def _main(self):
-        return pn.Column(self.message, self.agenda_view, self.client_view, sizing_mode="stretch_width")
+        from alliance.help import MEETING_PAGE_HELP
+
+        help_text = pmui.Accordion(
+            ("How to read this page", pn.pane.Markdown(MEETING_PAGE_HELP, sizing_mode="stretch_width")),
+            sizing_mode="stretch_width",
+            active=[],
+        )
+        return pn.Column(
+            self.message, help_text, self.agenda_view, self.client_view, sizing_mode="stretch_width"
+        )
 
     def __panel__(self):
         return pn.Column(self.widgets, self._main(), self.scope_note, sizing_mode="stretch_width")
