@@ -456,7 +456,7 @@ class ClinicalMetrics:
             .fillna(False)
             .to_numpy(bool)
         )
-        reason = e["end_reason"].fillna("")
+        reason = e["end_reason"].astype("string").fillna("")  # all-NULL columns arrive as float
         unplanned = e["closed"] & reason.isin(["dropout", ""])
         e["end_type"] = np.select(
             [~e["closed"], reason.eq("planned"), reason.eq("transferred"), unplanned & ~improved, unplanned],
