@@ -88,7 +88,7 @@ def test_meeting_page_opens_a_client_in_place_and_marks_discussed(page: Page, se
     page.get_by_role("button", name="Back to the agenda").click()
     expect(first).to_be_visible(timeout=TIMEOUT)
 
-    page.get_by_role("textbox").first.fill("try eliciting feedback on goals")
+    page.get_by_role("textbox", name="Action note").first.fill("try eliciting feedback on goals")
     page.get_by_role("button", name="Discussed").first.click()
     expect(page.get_by_text(re.compile(r"try eliciting feedback on goals"))).to_be_visible(timeout=TIMEOUT)
     # Discussed today and not worse since: it moves down the agenda.
