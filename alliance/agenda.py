@@ -1,5 +1,5 @@
 """The supervision meeting agenda: for one supervisor's team, the open episodes to discuss today, ranked by
-the reasons of domain.md §11, each reason in plain words with the session and date it arose.
+the reasons of docs/methods.md §11, each reason in plain words with the session and date it arose.
 
 Every flag comes from the clinical-metrics layer (``ClinicalMetrics``) and the caseload table
 (``alliance.caseload.caseload_table``); nothing is recomputed here, only gathered, dated and put in words.
@@ -19,7 +19,7 @@ from alliance.caseload import NO_SESSION_DAYS, caseload_table
 from alliance.clinical import ClinicalMetrics
 from alliance.service import Service
 
-#: The reasons of domain.md §11, strongest first: key → (rank, short label).
+#: The reasons of docs/methods.md §11, strongest first: key → (rank, short label).
 REASONS = {
     "deterioration": (1, "reliable deterioration"),
     "not_on_track": (2, "not on track (red)"),
@@ -318,8 +318,9 @@ def meeting_agenda(
     on ``meeting_date`` when it is before the data's date (``metrics_until``). ``marks`` are
     ``MarkStore.marks_for`` rows; marks of meetings after ``meeting_date`` are ignored. ``clinician_id``
     restricts the agenda to one supervisee. Ranking: clients discussed and not worse since last; then
-    strongest reason (domain.md §11), more reasons, most recent reason first. One row per episode (columns
-    ``AGENDA_COLUMNS``; ``reasons`` is a list of dicts with reason, rank, label, session, date, words).
+    strongest reason (docs/methods.md §11), more reasons, most recent reason first. One row per
+    episode (columns ``AGENDA_COLUMNS``; ``reasons`` is a list of dicts with reason, rank, label,
+    session, date, words).
     """
     team = team_clinicians(metrics.service, supervisor_id)
     if clinician_id is not None:

@@ -13,7 +13,7 @@ import pandas as pd
 from alliance.clinical import ClinicalMetrics
 from alliance.metrics.comparison import wilson_interval
 
-#: A client not seen for this many days while not reliably improved is a dropout risk (domain.md §11).
+#: A client not seen for this many days while not reliably improved is a dropout risk (docs/methods.md §11).
 NO_SESSION_DAYS = 21
 
 FLAG_WORDS = {
@@ -114,7 +114,7 @@ def _share(successes: int, n: int) -> dict:
 
 
 def caseload_headlines(table: pd.DataFrame, alliance_sessions: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Headline figures with n and 95 % Wilson intervals for shares (domain.md §10)."""
+    """Headline figures with n and 95 % Wilson intervals for shares (docs/methods.md §10)."""
     open_ = table[~table["closed"]]
     closed = table[table["closed"] & table["category"].notna()]
     rows = [

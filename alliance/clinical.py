@@ -51,7 +51,7 @@ CHANGE_COLUMNS = [
 
 @dataclass(frozen=True)
 class MetricSettings:
-    """Named settings with documented defaults (domain.md §5–9)."""
+    """Named settings with documented defaults (docs/methods.md §5–9)."""
 
     alliance: AllianceRules = field(default_factory=AllianceRules)
     etr: EtrSettings = field(default_factory=EtrSettings)
@@ -244,7 +244,7 @@ class ClinicalMetrics:
     # -- episode change -------------------------------------------------------------------------------
     @cached_property
     def episode_change(self) -> pd.DataFrame:
-        """First vs latest rating per episode and outcome instrument (domain.md §5).
+        """First vs latest rating per episode and outcome instrument (docs/methods.md §5).
 
         Columns: episode_id, clinician_id, instrument, population, n_ratings, first_session, latest_session,
         intake, latest, improvement, intake_severity, latest_severity, rci, reliable_improvement,
@@ -319,7 +319,7 @@ class ClinicalMetrics:
     # -- sudden gains and losses ----------------------------------------------------------------------
     @cached_property
     def sudden_events(self) -> pd.DataFrame:
-        """Candidate sudden gains and losses per episode and outcome instrument (domain.md §6)."""
+        """Candidate sudden gains and losses per episode and outcome instrument (docs/methods.md §6)."""
         s = self.settings
         r = self.outcome_ratings
         frames = []
@@ -371,7 +371,7 @@ class ClinicalMetrics:
 
     @cached_property
     def alliance_events(self) -> pd.DataFrame:
-        """Below cut-off, dips, ruptures with repair, ceiling and late decline (domain.md §7)."""
+        """Below cut-off, dips, ruptures with repair, ceiling and late decline (docs/methods.md §7)."""
         frames = []
         for code, sub in self.alliance_ratings.groupby("instrument", sort=True):
             sd = self.alliance_sd.get(code)
@@ -401,7 +401,7 @@ class ClinicalMetrics:
 
     @cached_property
     def etr_bands(self) -> pd.DataFrame:
-        """Smoothed percentile bands per outcome instrument, intake bin and session (domain.md §8)."""
+        """Smoothed percentile bands per outcome instrument, intake bin and session (docs/methods.md §8)."""
         frames = []
         lim = self.norms.drop_duplicates("instrument").set_index("instrument")
         for code, sub in self.reference.groupby("instrument", sort=True):
@@ -439,7 +439,7 @@ class ClinicalMetrics:
     # -- episode end ----------------------------------------------------------------------------------
     @cached_property
     def episode_end(self) -> pd.DataFrame:
-        """Open or closed, and how it ended: planned, dropout, transferred or other (domain.md §9)."""
+        """Open or closed, and how it ended: planned, dropout, transferred or other (docs/methods.md §9)."""
         e = self.episodes.copy()
         last = pd.to_datetime(e["last_session_date"])
         cutoff_day = pd.Timestamp(self.as_of) - pd.Timedelta(days=self.settings.inactivity_days)

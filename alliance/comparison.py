@@ -1,5 +1,5 @@
-"""Fair clinician comparisons (domain.md §10), assembled from the clinical-metrics frames — the same frames
-``alliance metrics`` exports, so every figure here can be recomputed from episode_change.csv,
+"""Fair clinician comparisons (docs/methods.md §10), assembled from the clinical-metrics frames — the same
+frames ``alliance metrics`` exports, so every figure here can be recomputed from episode_change.csv,
 episode_end.csv and alliance_events.csv (a test does exactly that for one clinician)."""
 
 from __future__ import annotations

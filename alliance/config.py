@@ -12,6 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 QUERIES_DIR = REPO_ROOT / "queries"
 SCHEMA_SQL = DATA_DIR / "schema.sql"
+#: The demo generator's planted truth: created only in demo databases, kept out of the production schema.
+DEMO_TRUTH_SQL = DATA_DIR / "demo_truth.sql"
 DEFAULT_REGISTRY = DATA_DIR / "instruments.toml"
 DEFAULT_DB = DATA_DIR / "demo.duckdb"
 

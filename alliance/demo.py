@@ -1,8 +1,8 @@
 """A synthetic demo service: teams, clinicians, clients, episodes, sessions and ratings, with planted truth.
 
-The demo looks like a real outpatient service (figures from domain.md §12) and carries known events — sudden
-gains and losses, steady deterioration, alliance ruptures with and without repair, and clinicians who are
-better, worse or lower in alliance — recorded in ``planted_events`` so tests can measure how well the
+The demo looks like a real outpatient service (figures from docs/methods.md §12) and carries known events —
+sudden gains and losses, steady deterioration, alliance ruptures with and without repair, and clinicians who
+are better, worse or lower in alliance — recorded in ``planted_events`` so tests can measure how well the
 detectors find them. No page reads that table.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)`` and is fully vectorised over a long array of
@@ -17,7 +17,8 @@ How the service is built (numbers are ours unless a source is named):
 * Episodes start over the 18 months before ``as_of``; sessions are roughly weekly with jitter and occasional
   longer gaps. A planned course has 6–20 sessions (median about 9); about 20 % of episodes drop out, mostly
   after 1–5 sessions, some with a discharge record and some without (closed by 60 days of inactivity,
-  domain.md §9); a few are transferred. A course that would run past ``as_of`` is open and truncated there.
+  docs/methods.md §9); a few are transferred. A course that would run past ``as_of`` is open and truncated
+  there.
 * Outcome: intake drawn around the instrument's typical intake; improvement follows a log(session) curve
   with a client-level random slope that grows with intake severity, a random clinician effect (therapist
   effects about 5 % of outcome variance, Baldwin & Imel 2013) and session noise.
@@ -66,12 +67,12 @@ PROGRESS_THRESHOLD = 20_000
 
 # --- Episodes and sessions -----------------------------------------------------------------------------
 START_WINDOW_DAYS = 548  # 18 months
-#: domain.md §9: no session for 60 days closes an episode without a discharge record.
+#: docs/methods.md §9: no session for 60 days closes an episode without a discharge record.
 INACTIVITY_DAYS = 60
 PLANNED_SESSIONS_MEDIAN = 9
 PLANNED_SESSIONS_RANGE = (6, 20)
 #: Dropout drawn at planning; unrepaired ruptures add about one point more (about 20 % overall, Swift &
-#: Greenberg 2012, domain.md §9).
+#: Greenberg 2012, docs/methods.md §9).
 DROPOUT_SHARE = 0.24
 TRANSFER_SHARE = 0.02
 #: Most dropouts leave after 1–5 sessions; these are the weights of 1, 2, 3, 4 and 5 sessions.
@@ -90,7 +91,7 @@ EVENT_GUARD_SESSIONS = 3
 
 @dataclass(frozen=True)
 class OutcomeModel:
-    """How one outcome instrument behaves in the demo (intake figures from domain.md §3 and §12)."""
+    """How one outcome instrument behaves in the demo (intake figures from docs/methods.md §3 and §12)."""
 
     code: str
     intake_mean: dict[str, float]  # by population
@@ -101,8 +102,8 @@ class OutcomeModel:
 
 
 OUTCOME_MODELS = {
-    # ORS adult intake about 19 (SD about 7), domain.md §12; adolescent and child clients start nearer their
-    # higher cut-offs (28, 32). Reliable change 5, so sudden shifts of 8–12 points.
+    # ORS adult intake about 19 (SD about 7), docs/methods.md §12; adolescent and child clients start nearer
+    # their higher cut-offs (28, 32). Reliable change 5, so sudden shifts of 8–12 points.
     "ORS": OutcomeModel(
         "ORS", {"adult": 19.0, "adolescent": 23.0, "child": 26.0}, 7.0, 2.7, (8.0, 12.0), (8.0, 12.0)
     ),
@@ -176,7 +177,7 @@ STABLE_BASELINE_SHARE = 0.6  # ruptures after a stable high baseline
 #: Unrepaired ruptures end the episode early (dropout) this often: they predict dropout (Eubanks et al. 2018).
 RUPTURE_DROPOUT_SHARE = 0.5
 MIN_ALLIANCE_RATINGS_FOR_RUPTURE = 6
-RUPTURE_BASELINE_RATINGS = 5  # domain.md §7: baseline = mean of at most the last five earlier ratings
+RUPTURE_BASELINE_RATINGS = 5  # docs/methods.md §7: baseline = mean of at most the last five earlier ratings
 
 INSTRUMENT_ORDER = ("ORS", "SRS", "PHQ-9", "GAD-7", "WAI-SR")
 TABLES = ("team", "clinician", "client", "episode", "session", "rating", "rating_item", "planted_events")
@@ -456,7 +457,7 @@ class OutcomeTrack:
     slope: np.ndarray  # points per log(session), improvement direction
 
     def severity(self, score):
-        """Distance from the healthy end (domain.md §4)."""
+        """Distance from the healthy end (docs/methods.md §4)."""
         return self.hi - score if self.higher_is_better else score - self.lo
 
     @property
@@ -767,7 +768,8 @@ def _alliance_ratings(
         )
         total = _total(items, _decimals(code))
 
-        # Ruptures: the drop is measured from the mean of up to five earlier stored ratings (domain.md §7).
+        # Ruptures: the drop is measured from the mean of up to five earlier stored ratings
+        # (docs/methods.md §7).
         row_of = np.full(len(e), -1)
         row_of[rows] = np.arange(len(rows))
         hit = np.flatnonzero((kind != RUPTURE_NONE) & episodes)
@@ -1274,6 +1276,7 @@ def write_demo(
             try:
                 con.execute("SET enable_progress_bar = false")  # the demo's own bar reports progress
                 create_schema(con)
+                con.execute(config.DEMO_TRUTH_SQL.read_text(encoding="utf-8"))
                 # The metrics judge 'no session for 60 days' against the date the data describe.
                 con.execute(
                     "INSERT INTO alliance_meta VALUES ('data_as_of', $d), ('demo_seed', $s)",

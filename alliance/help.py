@@ -86,7 +86,7 @@ not ranked.
 
 MEETING_PAGE_HELP = """
 **The agenda.** For the chosen supervisor and meeting date, the open episodes of each supervisee, ranked by the
-strongest reason to discuss them (domain.md §11): reliable deterioration; not on track (red); rupture not
+strongest reason to discuss them (docs/methods.md §11): reliable deterioration; not on track (red); rupture not
 repaired; alliance below the cut-off at the last two ratings; sudden loss; at risk (amber); no session for 21
 days or more while not improved (dropout risk); late alliance decline; ceiling alliance with no improvement.
 Each reason says what happened, at which session and on which date, using the same rules as the client and

@@ -81,7 +81,7 @@ class Instrument:
         return self.norms[0] if self.norms else None
 
     def severity(self, score):
-        """Distance from the healthy end of the scale (domain.md §4); works on scalars and arrays."""
+        """Distance from the healthy end of the scale (docs/methods.md §4); works on scalars and arrays."""
         return self.max_score - score if self.higher_is_better else score - self.min_score
 
 

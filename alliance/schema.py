@@ -21,7 +21,6 @@ TABLES = (
     "session",
     "rating",
     "rating_item",
-    "planted_events",
 )
 
 

@@ -1,5 +1,5 @@
 -- Service-wide SD of within-episode session-to-session change of each alliance instrument (consecutive
--- available ratings; domain.md §7's inter-individual variability for the rupture rule). Aggregate only.
+-- available ratings; docs/methods.md §7's inter-individual variability for the rupture rule). Aggregate only.
 -- scope: service-wide aggregate by design (one number per instrument)
 -- params: none
 -- columns: instrument, sd_change, n_changes

@@ -1,7 +1,7 @@
 """Clinical change statistics: reliable change, clinical significance, effect sizes, sudden gains.
 
 Pure numpy/pandas/scipy, vectorised over cases; each rule is checked against published software in
-``tests/unit/test_metrics_reference.py`` (reference files in ``shared/oracles``).
+``tests/unit/test_metrics_reference.py`` (reference files in ``tests/reference``).
 """
 
 from alliance.metrics.alliance_signals import *  # noqa: F403 (re-exports its __all__)

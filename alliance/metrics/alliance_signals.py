@@ -1,4 +1,4 @@
-"""Alliance signals: below cut-off, dips, ruptures and repair, ceiling, late decline (domain.md §7).
+"""Alliance signals: below cut-off, dips, ruptures and repair, ceiling, late decline (docs/methods.md §7).
 
 These are **our rules**, built on Stiles et al. (2004), Strauss et al. (2006) and Gumz et al. (2012,
 BMC Med Res Methodol 12:10); the UI labels them as such and shows the settings in force
@@ -102,13 +102,13 @@ SOURCES = "our rules, built on Stiles et al. 2004, Strauss et al. 2006, Gumz et 
 
 # Floating-point slack on every comparison (points); see the module docstring.
 _TOLERANCE = 1e-9
-# The WAI-SR baseline rule compares with the mean of the first three ratings (domain.md §7).
+# The WAI-SR baseline rule compares with the mean of the first three ratings (docs/methods.md §7).
 _EARLY_RATINGS = 3
 
 
 @dataclass(frozen=True)
 class AllianceRules:
-    """The settings of the alliance rules (domain.md §7); the defaults are the project's choice.
+    """The settings of the alliance rules (docs/methods.md §7); the defaults are the project's choice.
 
     - ``k`` = 2.0: rupture threshold in SD_ref below the baseline. 2 is strict (Stiles-like), 1 is
       sensitive (Strauss-like); Gumz et al. 2012 show counts change strongly with it, so the UI
@@ -661,7 +661,7 @@ def alliance_events(
     clinical_side: ClinicalSide = "below",
     instrument: str = "rating",
 ) -> pd.DataFrame:
-    """Alliance events for one alliance instrument, all episodes at once (domain.md §7).
+    """Alliance events for one alliance instrument, all episodes at once (docs/methods.md §7).
 
     ``ratings`` is long: ``episode_id``, ``session_number`` (whole numbers from 1; gaps allowed),
     ``score`` (NaN or an absent row = no rating). ``sd_service`` is the service SD of

@@ -1,4 +1,4 @@
-"""Comparing clinicians fairly (domain.md §10): rates with Wilson intervals, funnel plots, pre–post and
+"""Comparing clinicians fairly (docs/methods.md §10): rates with Wilson intervals, funnel plots, pre–post and
 severity-adjusted effect sizes, empirical-Bayes shrinkage with the therapist-effect ICC, and ranks only for
 clinicians with enough closed episodes.
 
@@ -44,7 +44,7 @@ LEVELS: tuple[float, ...] = (0.95, 0.998)
 """Funnel control limits: about 2 and 3 standard errors (Spiegelhalter 2005), 'alert' and 'alarm'."""
 
 MIN_EPISODES_RANKED: int = 5
-"""Closed episodes a clinician needs to be ranked (ACORN: at least 5 a year; domain.md §10)."""
+"""Closed episodes a clinician needs to be ranked (ACORN: at least 5 a year; docs/methods.md §10)."""
 
 FunnelMethod = Literal["exact", "normal"]
 
@@ -144,7 +144,8 @@ def wilson_interval(
 def rate_table(
     flags: pd.DataFrame, group_col: str, rate_cols: Sequence[str], *, level: float = 0.95
 ) -> pd.DataFrame:
-    """Per clinician and measure: count, n, rate and Wilson interval (domain.md §10: rates always with both).
+    """Per clinician and measure: count, n, rate and Wilson interval (docs/methods.md §10: rates always with
+    both).
 
     ``flags`` has one row per episode, a ``group_col`` (e.g. ``clinician_id``) and one true/false column per
     measure — e.g. ``reliable_improvement`` and ``reliable_deterioration`` from episode_change.csv,
@@ -417,7 +418,7 @@ def funnel_position(
 
 # -- effect sizes -----------------------------------------------------------------------------------------
 def effect_size_episodes(change: pd.DataFrame, end: pd.DataFrame, instrument: str) -> pd.DataFrame:
-    """The episodes domain.md §10 counts for effect sizes, for one instrument.
+    """The episodes docs/methods.md §10 counts for effect sizes, for one instrument.
 
     Rows of ``change`` (episode_change.csv) for ``instrument`` with at least two ratings and a clinical-range
     intake (``clinical_pre``), whose episode is closed in ``end`` (episode_end.csv, column ``closed``).
@@ -440,7 +441,7 @@ def effect_sizes(
     covariates: Sequence[str] = (),
     level: float = 0.95,
 ) -> pd.DataFrame:
-    """Pre–post and severity-adjusted effect sizes per clinician, for one instrument (domain.md §10).
+    """Pre–post and severity-adjusted effect sizes per clinician, for one instrument (docs/methods.md §10).
 
     **Input.** One row per episode with ``group_col``, ``intake`` and ``improvement`` (episode_change.csv
     columns; improvement in the better direction), already restricted by the caller to closed episodes with
@@ -557,7 +558,7 @@ class ShrunkenEstimates:
 
 def shrunken_estimates(values: ArrayLike, groups: ArrayLike, *, level: float = 0.95) -> ShrunkenEstimates:
     """Random-intercept model of an outcome by clinician: variance components, the therapist-effect ICC and
-    empirical-Bayes (BLUP) estimates with intervals, for a caterpillar plot (domain.md §10).
+    empirical-Bayes (BLUP) estimates with intervals, for a caterpillar plot (docs/methods.md §10).
 
     Model: y_ij = μ + u_j + e_ij, u_j ~ N(0, τ²), e_ij ~ N(0, σ²); ``values`` one per episode (e.g.
     improvement or per-episode effect size), ``groups`` the clinician of each. Missing values are left out.
@@ -661,8 +662,9 @@ def rank_eligible(
 ) -> np.ndarray | pd.Series:
     """Rank 1 = best among clinicians with at least ``minimum`` closed episodes; NaN for the rest.
 
-    Clinicians under the minimum (ACORN: 5 a year) are shown greyed with no rank (domain.md §10), and they
-    do not take up ranks: the eligible ones are ranked 1, 2, … among themselves. A missing score has no rank.
+    Clinicians under the minimum (ACORN: 5 a year) are shown greyed with no rank (docs/methods.md §10), and
+    they do not take up ranks: the eligible ones are ranked 1, 2, … among themselves. A missing score has no
+    rank.
     Ties share the best rank of the tie (1, 2, 2, 4). ``higher_is_better=False`` for measures where lower is
     better (deterioration, dropout). On the index of ``score`` if it is a Series.
     """

@@ -1,7 +1,7 @@
 """Expected treatment response (ETR): percentile bands of the service's own closed episodes, by intake
 score and session, smoothed along sessions — and each episode's on-track status against them.
 
-Commercial ETRs (PCOMS, OQ-Analyst) are proprietary; this one is transparent (domain.md §8):
+Commercial ETRs (PCOMS, OQ-Analyst) are proprietary; this one is transparent (docs/methods.md §8):
 
 1. Intake bins. For each whole-number intake value ``v`` of an instrument, the reference episodes are those
    whose intake lies within ``v ± h`` with ``h = 1`` point, widened one point at a time until the bin holds at
@@ -44,7 +44,7 @@ BAND_COLUMNS = [
 
 @dataclass(frozen=True)
 class EtrSettings:
-    """Named settings for the expected-response bands, with the defaults domain.md §8 describes."""
+    """Named settings for the expected-response bands, with the defaults docs/methods.md §8 describes."""
 
     min_episodes: int = 30  # per intake bin
     min_at_session: int = 10  # ratings at a session for it to enter the smoothing fit

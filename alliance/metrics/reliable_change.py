@@ -4,7 +4,7 @@ Jacobson & Truax (1991), J Consult Clin Psychol 59(1): the reliable change index
 a, b and c, and the categories recovered / improved / unchanged / deteriorated (+ harmed). The
 reference results are those of the R package clinicalsignificance 2.1
 (``cs_combined(..., rci_method = "JT")``), reproduced exactly by
-``tests/unit/test_metrics_reference.py``; see ``shared/oracles/README.md``.
+``tests/unit/test_metrics_reference.py``; see ``tests/reference/README.md``.
 
 Sign conventions, kept deliberately distinct because each follows its reference:
 
@@ -60,7 +60,7 @@ def _values(x: ArrayLike) -> np.ndarray | pd.Series:
 def severity(
     score: ArrayLike, minimum: float, maximum: float, higher_is_better: bool
 ) -> np.ndarray | pd.Series:
-    """Distance from the healthy end of the scale (domain.md §4).
+    """Distance from the healthy end of the scale (docs/methods.md §4).
 
     ``score - minimum`` for lower-is-better instruments, ``maximum - score`` for higher-is-better
     ones, so that 0 is the healthiest possible score and proportional rules (sudden gains) can
@@ -180,7 +180,7 @@ def classify_change(
     method: JacobsonTruax | FixedThreshold,
     at_cutoff: AtCutoff,
 ) -> pd.DataFrame:
-    """Reliable change and clinical significance per case (domain.md §5).
+    """Reliable change and clinical significance per case (docs/methods.md §5).
 
     Categories: **recovered** = clinical before, not clinical after and reliably improved;
     **improved** = reliably improved otherwise; **harmed** = not clinical before, clinical after and

@@ -2,7 +2,7 @@
 
 The semantics are those of the R package suddengains 0.7.2 (Wiedemann et al. 2020; ``identify_sg``,
 ``identify_sl``, ``create_bysg``, ``create_byperson``, ``check_interval``), reproduced exactly by
-``tests/unit/test_metrics_reference.py`` against ``shared/oracles``. In short:
+``tests/unit/test_metrics_reference.py`` against ``tests/reference``. In short:
 
 - Input is long: ``episode_id``, ``session_number`` (1, 2, …) and ``severity`` (distance from the
   healthy end, lower is better; see :func:`alliance.metrics.severity`). Session numbers are
@@ -34,8 +34,8 @@ The semantics are those of the R package suddengains 0.7.2 (Wiedemann et al. 202
   Reversal value = ``severity[n+1] + magnitude / 2``; a gain reverses when any rating from session
   n+2 to the end is above it (worse), a loss when any is below it.
 
-On reversal: the project's rule (domain.md §6, oracles/README.md) starts at session n+2. suddengains
-0.7.2's code, through a session-numbering offset in ``create_bysg``, effectively starts at n+3; on
+On reversal: the project's rule (docs/methods.md §6, tests/reference/README.md) starts at session n+2.
+suddengains 0.7.2's code, through a session-numbering offset in ``create_bysg``, effectively starts at n+3; on
 the reference data the two give the same result for every gain and loss.
 
 Sudden gains on short, noisy scales produce false positives: present them as candidate events.

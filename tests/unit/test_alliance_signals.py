@@ -1,4 +1,4 @@
-"""Alliance signals (domain.md §7) against hand calculations.
+"""Alliance signals (docs/methods.md §7) against hand calculations.
 
 Every expected number is worked out by hand in the comment above its assertion, from the rules in
 ``alliance/metrics/alliance_events.py``: baseline(t) = mean of up to five earlier ratings,

@@ -75,7 +75,7 @@ def test_planted_sudden_events_are_found(metrics, planted, kind):
     # Floors. Planted events exceed all three Tang–DeRubeis criteria by design (≥ 1.6 × the reliable
     # change, ≥ 25 % of severity, noise damped around them), so nearly all must be found: recall ≥ 0.9.
     # Precision is measured against planted events only, yet log-shaped recovery plus session noise
-    # produces genuine unplanted gains, as in real services (a fifth to a third of clients, domain.md §12):
+    # produces genuine unplanted gains, as in real services (a fifth to a third of clients, docs/methods.md §12):
     # a floor of 0.3 catches a detector that fires everywhere without punishing those.
     assert recall >= 0.9
     assert precision >= 0.3
@@ -116,7 +116,7 @@ def test_sensitive_rule_finds_more_ruptures_than_strict(service_db, metrics):
 
 
 def test_expected_response_bands_are_calibrated_on_held_out_episodes(metrics):
-    """domain.md §8: about 80 % of later scores of held-out episodes fall inside the 10–90 band."""
+    """docs/methods.md §8: about 80 % of later scores of held-out episodes fall inside the 10–90 band."""
     ref = metrics.reference
     held_out = ref["episode_id"].str[-1].isin(["0", "5"])  # a fifth of the closed episodes, fixed
     limits = metrics.norms.drop_duplicates("instrument").set_index("instrument")
@@ -147,7 +147,7 @@ def test_status_and_end_are_reported_with_their_method(metrics):
     assert 0.05 <= shares.get("red", 0) <= 0.35  # not-on-track is a minority, never nobody
     end = metrics.episode_end
     closed = end[end["closed"]]
-    # domain.md §12: dropout about 20 % (Swift & Greenberg 2012); wide bounds for a 1,500-episode sample.
+    # docs/methods.md §12: dropout about 20 % (Swift & Greenberg 2012); wide bounds for a 1,500-episode sample.
     assert 0.10 <= closed["dropout"].mean() <= 0.30
     assert (end.loc[~end["closed"], "end_type"] == "open").all()
     inactive = end[end["closed_by"] == "inactivity"]

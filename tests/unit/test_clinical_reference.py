@@ -90,7 +90,7 @@ def test_sudden_gains_through_import_match_suddengains(sg_metrics):
     gains = events[events["kind"] == "gain"]
     assert (gains["instrument"] == "BDI-II").all() and (gains["crit1_cutoff"] == 7).all()
     ref = pd.read_csv(oracle_dir() / "sgdata_bysg.csv")
-    assert len(gains) == 24 and gains["episode_id"].nunique() == 15  # oracles/README.md headline
+    assert len(gains) == 24 and gains["episode_id"].nunique() == 15  # suddengains headline on sgdata
     _compare(gains, ref)
     assert gains["magnitude"].mean() == pytest.approx(11, abs=1e-9)
 
@@ -99,7 +99,7 @@ def test_sudden_losses_through_import_match_suddengains(sg_metrics):
     events = sg_metrics.sudden_events
     losses = events[events["kind"] == "loss"]
     ref = pd.read_csv(oracle_dir() / "sgdata_bysl.csv")
-    # Patients 4 (pregain 9, −9), 34 (7, −12), 35 (7, −18): oracles/README.md.
+    # Patients 4 (pregain 9, −9), 34 (7, −12), 35 (7, −18): suddengains create_bysl on sgdata.
     assert sorted(zip(losses["episode_id"], losses["session"], losses["magnitude"], strict=True)) == [
         ("P34-1", 7, -12.0),
         ("P35-1", 7, -18.0),
@@ -123,7 +123,7 @@ def _cs_case(tmp_path, data: pd.DataFrame, code: str, toml_norm: str, hib: bool,
 @pytest.mark.parametrize(
     "measure, result_file, m_func, sd_func, counts",
     [
-        # oracles/README.md: HAMD recovered 26, improved 3, unchanged 10, deteriorated 1, harmed 0.
+        # clinicalsignificance on claus_2020: HAMD recovered 26, improved 3, unchanged 10, deteriorated 1, harmed 0.
         ("hamd", "cs_claus2020_hamd_combined_JT_rel080_c_m8_sd8.csv", 8, 8, (26, 3, 10, 1, 0)),
         # BDI 10 / 8 / 22 / 0 / 0.
         ("bdi", "cs_claus2020_bdi_combined_JT_rel080_c_m7_sd7.csv", 7, 7, (10, 8, 22, 0, 0)),

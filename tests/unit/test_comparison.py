@@ -1,4 +1,4 @@
-"""Comparing clinicians (domain.md §10) against published values, hand calculations and independent software.
+"""Comparing clinicians (docs/methods.md §10) against published values, hand calculations and independent software.
 
 Expected numbers come from: Newcombe (1998, Stat Med 17, Table I, Wilson score method) for the Wilson interval,
 with statsmodels' ``proportion_confint(method="wilson")`` as a second implementation; hand arithmetic written

@@ -1,5 +1,5 @@
 """The demo generator: a database that satisfies the schema, is reproducible, respects its 'today', looks like
-a real service (domain.md §12) and carries planted events where the tests of the detectors can find them."""
+a real service (docs/methods.md §12) and carries planted events where the tests of the detectors can find them."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from alliance.schema import check_schema
 
 AS_OF = dt.date(2026, 11, 1)
 SEED = 3
-#: Reliable change thresholds (domain.md §3, data/instruments.toml).
+#: Reliable change thresholds (docs/methods.md §3, data/instruments.toml).
 RELIABLE_CHANGE = {"ORS": 5.0, "PHQ-9": 6.0, "GAD-7": 4.0}
 HIGHER_IS_BETTER = {"ORS": True, "SRS": True, "WAI-SR": True, "PHQ-9": False, "GAD-7": False}
 #: Instruments rated at every session of an episode that uses them; WAI-SR at sessions 1, 3, 5, …
@@ -48,7 +48,7 @@ def episodes(tables) -> pd.DataFrame:
     ep = tables["episode"].set_index("episode_id")
     sessions = tables["session"].groupby("episode_id").session_date.agg(["max", "count"])
     ep["last_session"], ep["n_sessions"] = sessions["max"], sessions["count"]
-    # domain.md §9: closed = discharge record or no session for 60 days.
+    # docs/methods.md §9: closed = discharge record or no session for 60 days.
     ep["closed"] = ep.end_date.notna() | (ep.last_session < pd.Timestamp(AS_OF) - pd.Timedelta(days=60))
     ratings = tables["rating"]
     primary = ratings[ratings.instrument.isin(["ORS", "PHQ-9"])].sort_values(["episode_id", "session_number"])
@@ -69,7 +69,7 @@ def episodes(tables) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def compared(episodes) -> pd.DataFrame:
-    """ORS episodes a clinician comparison counts: closed, with at least two ratings (domain.md §10)."""
+    """ORS episodes a clinician comparison counts: closed, with at least two ratings (docs/methods.md §10)."""
     return episodes[episodes.closed & (episodes.n_ratings >= 2) & (episodes.instrument == "ORS")]
 
 
@@ -206,7 +206,7 @@ def test_clients_are_pseudonymous_and_some_return(tables):
 def test_there_are_open_closed_and_inactive_episodes(episodes):
     recent = episodes.last_session >= pd.Timestamp(AS_OF) - pd.Timedelta(days=60)
     is_open = episodes.end_date.isna() & recent
-    inactive = episodes.end_date.isna() & ~recent  # closed by 60 days without a session (domain.md §9)
+    inactive = episodes.end_date.isna() & ~recent  # closed by 60 days without a session (docs/methods.md §9)
     assert 0.05 <= is_open.mean() <= 0.25
     assert inactive.sum() >= 10
     assert episodes.end_reason[is_open | inactive].isna().all()
@@ -217,21 +217,21 @@ def test_there_are_open_closed_and_inactive_episodes(episodes):
     assert 6 <= planned.n_sessions.median() <= 12
 
 
-# --- Realism: domain.md §12 --------------------------------------------------------------------------------
+# --- Realism: docs/methods.md §12 --------------------------------------------------------------------------------
 def test_ors_adult_intake(episodes):
-    # domain.md §12 / §3: ORS adult outpatient intake about 19 (SD about 7) — OpenFIT, Miller et al. 2003.
+    # docs/methods.md §12 / §3: ORS adult outpatient intake about 19 (SD about 7) — OpenFIT, Miller et al. 2003.
     intake = episodes[(episodes.instrument == "ORS") & (episodes.population == "adult")].intake
     assert 17 <= intake.mean() <= 21
     assert 5.5 <= intake.std() <= 8.5
 
 
 def test_srs_is_mostly_high_with_a_ceiling(tables):
-    # domain.md §12: SRS mostly 34–40 with a ceiling at 40 and a long low tail (Duncan et al. 2003).
+    # docs/methods.md §12: SRS mostly 34–40 with a ceiling at 40 and a long low tail (Duncan et al. 2003).
     srs = tables["rating"][tables["rating"].instrument == "SRS"]
     assert srs.score.median() >= 36
     assert (srs.score >= 39).mean() >= 0.25
     assert (srs.score < 30).mean() > 0.005  # the long low tail
-    # domain.md §7 ceiling: some clients give 39 or more at 80 % of their ratings.
+    # docs/methods.md §7 ceiling: some clients give 39 or more at 80 % of their ratings.
     at_ceiling = srs.groupby("episode_id").score.apply(lambda s: (s >= 39).mean() >= 0.8)
     assert 0.05 <= at_ceiling.mean() <= 0.5
     wai = tables["rating"][tables["rating"].instrument == "WAI-SR"].score
@@ -239,7 +239,7 @@ def test_srs_is_mostly_high_with_a_ceiling(tables):
 
 
 def test_dropout_share(episodes):
-    # domain.md §9 / §12: dropout about 20 % (Swift & Greenberg 2012); dropout = closed without a planned
+    # docs/methods.md §9 / §12: dropout about 20 % (Swift & Greenberg 2012); dropout = closed without a planned
     # ending before reliable improvement.
     closed = episodes[episodes.closed]
     improved = closed.improvement >= closed.reliable_change
@@ -248,27 +248,27 @@ def test_dropout_share(episodes):
 
 
 def test_reliable_deterioration_share(episodes):
-    # domain.md §12: about 5–10 % of clients reliably deteriorate (Lambert 2013); range 4–12 % here.
+    # docs/methods.md §12: about 5–10 % of clients reliably deteriorate (Lambert 2013); range 4–12 % here.
     rated = episodes[episodes.closed & (episodes.n_ratings >= 2)]
     deteriorated = rated.improvement <= -rated.reliable_change
     assert 0.04 <= deteriorated.mean() <= 0.12
 
 
 def test_alliance_outcome_correlation(compared):
-    # domain.md §12: alliance–outcome r about .28 (Flückiger et al. 2018 meta-analysis); range .15–.45 here.
+    # docs/methods.md §12: alliance–outcome r about .28 (Flückiger et al. 2018 meta-analysis); range .15–.45 here.
     r = compared.mean_alliance.corr(compared.improvement)
     assert 0.15 <= r <= 0.45
 
 
 def test_therapist_effect_icc(compared):
-    # domain.md §10 / §12: therapist effects about 5 % of outcome variance (Baldwin & Imel 2013); one-way
+    # docs/methods.md §10 / §12: therapist effects about 5 % of outcome variance (Baldwin & Imel 2013); one-way
     # ANOVA ICC(1) on ORS improvement between 1 % and 15 % (the planted clinicians add to the natural spread).
     icc = _one_way_icc(compared.improvement, compared.clinician_id)
     assert 0.01 <= icc <= 0.15
 
 
 def test_planted_clinicians_fall_outside_funnel_limits(tables, compared):
-    # domain.md §10: funnel plot (Spiegelhalter 2005), 95 % limits around the service mean improvement.
+    # docs/methods.md §10: funnel plot (Spiegelhalter 2005), 95 % limits around the service mean improvement.
     planted = tables["planted_events"]
     mean, sd = compared.improvement.mean(), compared.improvement.std()
     for event_type, sign in (("clinician_better", 1), ("clinician_worse", -1)):
@@ -360,7 +360,7 @@ def test_planted_events_are_never_at_missing_ratings(tables, episodes):
 
 
 def test_planted_sudden_shifts_meet_tang_and_derubeis(tables):
-    # domain.md §6: criteria 1–3 on the severity scale, with the instrument's reliable change as cut-off.
+    # docs/methods.md §6: criteria 1–3 on the severity scale, with the instrument's reliable change as cut-off.
     scores = _scores_by_session(tables)
     planted = tables["planted_events"]
     for event in planted[planted.event_type.isin(["sudden_gain", "sudden_loss"])].itertuples():
@@ -398,7 +398,7 @@ def test_planted_ruptures_drop_below_baseline_and_repair_as_labelled(tables):
         t = event.session_number
         earlier = series[series.index < t]
         assert len(earlier) >= 3, event
-        baseline = earlier.iloc[-5:].mean()  # domain.md §7: at most the last five earlier ratings
+        baseline = earlier.iloc[-5:].mean()  # docs/methods.md §7: at most the last five earlier ratings
         lo, hi = drop_range[event.instrument]
         drop = baseline - series[t]
         assert lo - 1e-9 <= drop <= hi + 1e-9, event
@@ -463,5 +463,5 @@ def _scores_by_session(tables) -> dict[str, pd.DataFrame]:
 
 
 def _severity(code: str, scores: pd.Series) -> pd.Series:
-    """Distance from the healthy end (domain.md §4)."""
+    """Distance from the healthy end (docs/methods.md §4)."""
     return 40 - scores if code == "ORS" else scores

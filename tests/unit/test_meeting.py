@@ -22,7 +22,7 @@ from alliance.service import Service
 from alliance.state import forget_service_metrics
 from tests.conftest import AS_OF
 
-#: Reasons ranked at or above an unrepaired rupture (domain.md §11): deterioration, red, rupture.
+#: Reasons ranked at or above an unrepaired rupture (docs/methods.md §11): deterioration, red, rupture.
 TOP_RANKS = REASONS["unrepaired_rupture"][0]
 
 

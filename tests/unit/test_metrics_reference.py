@@ -1,8 +1,8 @@
-"""The change statistics against published software (shared/oracles) and hand calculations.
+"""The change statistics against published software (tests/reference) and hand calculations.
 
-Reference files are the R packages' own data and output (see shared/oracles/README.md): suddengains
+Reference files are the R packages' own data and output (see tests/reference/README.md): suddengains
 0.7.2 for sudden gains and losses, clinicalsignificance 2.1 for Jacobson–Truax, effectsize 0.8.3 and
-metafor 3.8-1 for effect sizes. Reals are compared to 1e-9; numbers quoted in the oracles' README
+metafor 3.8-1 for effect sizes. Reals are compared to 1e-9; headline numbers quoted in the packages' documentation
 are compared to the precision printed there. Every expected number here comes from those files or
 from a hand calculation written out next to it.
 """
@@ -10,7 +10,6 @@ from a hand calculation written out next to it.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -36,23 +35,17 @@ from alliance.metrics import (
     sudden_changes,
 )
 
-ORACLES_ENV = "ALLIANCE_ORACLES"
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
 SESSIONS = range(1, 13)  # sgdata's bdi_s1 … bdi_s12; bdi_s0 is a baseline that identify_sg was not given
 EXAMINED = range(2, 11)  # intervals 2→3 … 10→11 in the details files
 TOL = 1e-9
 
 
 def oracle_dir() -> Path:
-    """$ALLIANCE_ORACLES if set, else shared/oracles in the folder beside the repository."""
-    configured = os.environ.get(ORACLES_ENV)
-    where = (
-        Path(configured) if configured else Path(__file__).resolve().parents[2].parent / "shared" / "oracles"
-    )
+    """The reference files shipped with the tests (tests/reference; its README names each file's source)."""
+    where = REFERENCE_DIR
     if not (where / "README.md").is_file():
-        pytest.fail(
-            f"reference files not found in {where}: the metrics cannot be checked without them. "
-            f"Put shared/ beside the repository or set {ORACLES_ENV} to the oracles folder."
-        )
+        pytest.fail(f"reference files not found in {where}: the repository is incomplete.")
     return where
 
 
@@ -358,7 +351,7 @@ def test_intervals_follow_each_episodes_own_length():
 
 
 def test_reversal_counts_from_session_n_plus_2():
-    """Project rule (domain.md §6): reversal from session n+2 on. suddengains 0.7.2's code starts at
+    """Project rule (docs/methods.md §6): reversal from session n+2 on. suddengains 0.7.2's code starts at
     n+3; the reference data do not tell the two apart, this case does.
 
     Gain 3→4: 40 → 10, magnitude 30, reversal value 10 + 30 / 2 = 25; session 5 (n+2) is 26 > 25.

@@ -23,6 +23,28 @@ def test_environment_yml_lists_the_same_runtime_dependencies_as_pyproject():
     assert "nbconvert" in runtime  # panel serve needs it to serve notebooks
 
 
+# Runtime dependencies that no module imports, and why they are needed all the same.
+USED_WITHOUT_IMPORT = {
+    "ipykernel": "executes the notebooks inline in Jupyter and in the notebook tests",
+    "nbconvert": "panel serve needs it to serve .ipynb pages",
+}
+IMPORT_NAME = {"panel-material-ui": "panel_material_ui"}
+
+
+def test_every_runtime_dependency_is_used():
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {_name(d) for d in project["dependencies"]}
+    sources = [p.read_text() for p in (REPO / "alliance").rglob("*.py")]
+    sources += [p.read_text() for p in (REPO / "dashboards").glob("*.ipynb")]
+    unused = set()
+    for dep in runtime - set(USED_WITHOUT_IMPORT):
+        module = IMPORT_NAME.get(dep, dep.replace("-", "_"))
+        pattern = re.compile(rf"^\s*(import|from) {module}\b|\"(import|from) {module}\b", re.M)
+        if not any(pattern.search(s) for s in sources):
+            unused.add(dep)
+    assert not unused, f"declared but never imported: {sorted(unused)}"
+
+
 def test_console_script_and_test_extra():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["alliance"] == "alliance.cli:main"

@@ -1,4 +1,4 @@
-"""The instrument registry: shipped numbers match domain.md §3, lookups are case-insensitive, user files
+"""The instrument registry: shipped numbers match docs/methods.md §3, lookups are case-insensitive, user files
 add instruments without code changes, and malformed files are refused with the field named."""
 
 from pathlib import Path
@@ -30,7 +30,7 @@ def test_unknown_code_is_none_and_get_names_the_known_ones(registry):
         registry.get("BDI-II")
 
 
-# Numbers from domain.md §3 (each with its source in data/instruments.toml).
+# Numbers from docs/methods.md §3 (each with its source in data/instruments.toml).
 @pytest.mark.parametrize(
     "code, lo, hi, higher_better, construct, cutoff, side, rc",
     [
@@ -76,7 +76,7 @@ def test_unverified_numbers_are_labelled(registry):
 
 
 def test_severity_is_distance_from_the_healthy_end(registry):
-    # domain.md §4: max − score for higher-better, score − min for lower-better.
+    # docs/methods.md §4: max − score for higher-better, score − min for lower-better.
     assert registry.get("ORS").severity(31) == 9
     assert registry.get("WAI-SR").severity(50) == 10
     assert registry.get("PHQ-9").severity(14) == 14

@@ -87,3 +87,17 @@ def test_another_schema_version_is_refused(tmp_path):
     c.close()
     with pytest.raises(DatabaseError, match="schema version '0'"):
         Database(path)
+
+
+def test_demo_truth_stays_out_of_the_production_schema(tmp_path):
+    """planted_events is the demo generator's answer key: an imported or empty database never has it."""
+    import duckdb
+
+    from alliance.schema import TABLES, create_schema
+
+    con = duckdb.connect(str(tmp_path / "plain.duckdb"))
+    create_schema(con)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    con.close()
+    assert "planted_events" not in tables and "planted_events" not in TABLES
+    assert set(TABLES) <= tables
