@@ -248,14 +248,6 @@ def caseload_courses(metrics: ClinicalMetrics, table: pd.DataFrame, instrument: 
 def expected_change_band(metrics: ClinicalMetrics, instrument: str, max_session: int = 20) -> pd.DataFrame:
     """Percentiles (10, 25, 50, 75, 90) of change from intake by session across the service's closed
     episodes on ``instrument`` (better direction), for the caseload picture's background."""
-    ref = metrics.reference
-    ref = ref[(ref["instrument"] == instrument) & (ref["session_number"] <= max_session)]
-    if ref.empty:
-        return pd.DataFrame(columns=["session_number", "p10", "p25", "p50", "p75", "p90", "n"])
-    hib = bool(metrics.norms.loc[metrics.norms["instrument"] == instrument, "higher_is_better"].iloc[0])
-    change = (ref["score"] - ref["intake"]) if hib else (ref["intake"] - ref["score"])
-    g = change.groupby(ref["session_number"])
-    band = g.quantile([0.1, 0.25, 0.5, 0.75, 0.9]).unstack()
-    band.columns = ["p10", "p25", "p50", "p75", "p90"]
-    band["n"] = g.size()
-    return band[band["n"] >= 10].reset_index()
+    band = metrics.expected_change
+    band = band[(band["instrument"] == instrument) & (band["session_number"] <= max_session)]
+    return band.drop(columns="instrument").reset_index(drop=True)

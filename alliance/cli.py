@@ -1,4 +1,5 @@
-"""The ``alliance`` command: build the demo database, import ratings, export the clinical metrics."""
+"""The ``alliance`` command: build the demo database, import ratings, refresh the stored metrics, export
+the clinical metrics, write a meeting pack."""
 
 from __future__ import annotations
 
@@ -63,6 +64,23 @@ def cmd_metrics(args) -> int:
         return 2
     for name, n in written.items():
         print(f"{Path(args.out) / name}: {n:,} rows")
+    return 0
+
+
+def cmd_refresh(args) -> int:
+    from alliance.clinical import MetricSettings
+    from alliance.db import DatabaseError
+    from alliance.store import refresh
+
+    try:
+        stamp = refresh(Path(args.db), MetricSettings(as_of=args.as_of))
+    except DatabaseError as exc:
+        print(f"alliance refresh: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"Stored metrics of {args.db} refreshed in {stamp.seconds:.1f} s: data version {stamp.data_version}, "
+        f"as of {stamp.as_of:%d %b %Y}."
+    )
     return 0
 
 
@@ -134,6 +152,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the date the data describe (default: the database's, else today)",
     )
     met.set_defaults(func=cmd_metrics)
+
+    ref = sub.add_parser("refresh", help="recompute the stored clinical metrics of a database")
+    ref.add_argument("--db", required=True, help="database file")
+    ref.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="the date the data describe (default: the database's, else today)",
+    )
+    ref.set_defaults(func=cmd_refresh)
 
     pack = sub.add_parser("pack", help="write a supervision meeting pack (self-contained HTML, optional PDF)")
     pack.add_argument("--supervisor", required=True, help="supervisor code (team.supervisor_id)")

@@ -113,7 +113,7 @@ class ClinicalMetrics:
     """Clinical metrics for the episodes a viewer may see; each frame is computed once and cached."""
 
     #: Service-wide aggregates, shared by an episode's metrics with the service's (see ``for_episode``).
-    SHARED = ("as_of", "norms", "reference", "etr_bands", "alliance_sd")
+    SHARED = ("as_of", "norms", "etr_bands", "service_scales", "expected_change")
 
     def __init__(self, service: Service, settings: MetricSettings | None = None):
         self.service = service
@@ -303,10 +303,7 @@ class ClinicalMetrics:
             hib, out["max_score"] - out["latest"], out["latest"] - out["min_score"]
         )
         # Per-episode effect size: improvement in units of the service's intake SD for the instrument.
-        sd_intake = (
-            self.reference.drop_duplicates(["instrument", "episode_id"]).groupby("instrument")["intake"].std()
-        )
-        out["effect_size"] = out["improvement"] / out["instrument"].map(sd_intake)
+        out["effect_size"] = out["improvement"] / out["instrument"].map(self.intake_sd)
         # The primary outcome of an episode: its most-rated outcome instrument (ties: registry order).
         out["position"] = out["instrument"].map(
             self.norms.drop_duplicates("instrument").set_index("instrument")["position"]
@@ -365,9 +362,51 @@ class ClinicalMetrics:
 
     # -- alliance signals -----------------------------------------------------------------------------
     @cached_property
+    def service_scales(self) -> pd.DataFrame:
+        """Service-wide scales per instrument: SD of intake scores (closed episodes; effect sizes) and SD of
+        session-to-session alliance change (the rupture rule). Columns: instrument, scale, value, n."""
+        ref = self.reference.drop_duplicates(["instrument", "episode_id"]).groupby("instrument")["intake"]
+        intake = pd.DataFrame({"value": ref.std(), "n": ref.size()}).reset_index().assign(scale="intake_sd")
+        sd = self.service.alliance_change_sd().rename(columns={"sd_change": "value", "n_changes": "n"})
+        frames = [f for f in (intake, sd.assign(scale="alliance_change_sd")) if not f.empty]
+        if not frames:
+            return pd.DataFrame(columns=["instrument", "scale", "value", "n"])
+        out = pd.concat(frames, ignore_index=True)[["instrument", "scale", "value", "n"]]
+        return out.sort_values(["scale", "instrument"], ignore_index=True)
+
+    def _scale(self, name: str) -> dict[str, float]:
+        s = self.service_scales
+        s = s[s["scale"] == name]
+        return dict(zip(s["instrument"], s["value"].astype(float), strict=True))
+
+    @property
+    def intake_sd(self) -> dict[str, float]:
+        """SD of intake scores per outcome instrument across the service's closed episodes."""
+        return self._scale("intake_sd")
+
+    @property
     def alliance_sd(self) -> dict[str, float]:
-        sd = self.service.alliance_change_sd()
-        return dict(zip(sd["instrument"], sd["sd_change"], strict=True))
+        """Service-wide SD of session-to-session change per alliance instrument."""
+        return self._scale("alliance_change_sd")
+
+    @cached_property
+    def expected_change(self) -> pd.DataFrame:
+        """Percentiles (10, 25, 50, 75, 90) of change from intake (better direction) by instrument and session
+        1–20 across the service's closed episodes, where at least 10 episodes were rated at that session."""
+        cols = ["instrument", "session_number", "p10", "p25", "p50", "p75", "p90", "n"]
+        ref = self.reference[self.reference["session_number"] <= 20]
+        frames = []
+        hib = self.norms.drop_duplicates("instrument").set_index("instrument")["higher_is_better"]
+        for code, sub in ref.groupby("instrument", sort=True):
+            if code not in hib.index:
+                continue
+            change = (sub["score"] - sub["intake"]) if hib[code] else (sub["intake"] - sub["score"])
+            g = change.groupby(sub["session_number"])
+            band = g.quantile([0.1, 0.25, 0.5, 0.75, 0.9]).unstack()
+            band.columns = ["p10", "p25", "p50", "p75", "p90"]
+            band["n"] = g.size()
+            frames.append(band[band["n"] >= 10].reset_index().assign(instrument=code))
+        return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
     @cached_property
     def alliance_events(self) -> pd.DataFrame:

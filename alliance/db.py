@@ -6,10 +6,11 @@ layer is safe under ``panel serve --num-threads``. Parameters are always bound, 
 
 from __future__ import annotations
 
+import hashlib
 import re
 import threading
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 
 import duckdb
@@ -70,6 +71,33 @@ def query_names() -> list[str]:
     return sorted(p.stem for p in config.QUERIES_DIR.glob("*.sql"))
 
 
+# The data every clinical metric depends on. A content fingerprint per table (row count and an order-free
+# XOR of row hashes): any inserted, deleted or changed row changes it.
+_VERSIONED = (
+    "instrument",
+    "instrument_norm",
+    "instrument_item",
+    "team",
+    "clinician",
+    "client",
+    "episode",
+    "session",
+    "rating",
+    "rating_item",
+)
+
+
+def data_version(con: duckdb.DuckDBPyConnection) -> str:
+    """A fingerprint of the ratings and everything the metrics read (registry, episodes, data date)."""
+    parts = []
+    for table in _VERSIONED:
+        n, h = con.execute(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t").fetchone()
+        parts.append(f"{table}:{n}:{h}")
+    row = con.execute("SELECT value FROM alliance_meta WHERE key = 'data_as_of'").fetchone()
+    parts.append(f"data_as_of:{row[0] if row else ''}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
+
+
 class Database:
     """A read-only Alliance database file."""
 
@@ -93,6 +121,23 @@ class Database:
             self._con.close()
             raise DatabaseError(str(exc)) from None
         self._lock = threading.Lock()
+
+    @classmethod
+    def on_connection(cls, con: duckdb.DuckDBPyConnection, path: Path | str) -> Database:
+        """A Database over an open (writable) connection: the metrics store computes with it while writing."""
+        db = cls.__new__(cls)
+        db.path, db._con, db._lock = Path(path), con, threading.Lock()
+        return db
+
+    @cached_property
+    def data_version(self) -> str:
+        """Fingerprint of the data (``data_version``); a file open read-only cannot change while open."""
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            return data_version(cur)
+        finally:
+            cur.close()
 
     def query(self, name: str, **params: object) -> pd.DataFrame:
         """Run ``queries/<name>.sql`` with the given bound parameters; returns a tidy frame."""

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from alliance import config
 from alliance.registry import Registry, load_registry
 from alliance.schema import create_schema
+from alliance.store import write_store
 
 # --- The service -------------------------------------------------------------------------------------------
 EPISODES_PER_CLINICIAN = 50
@@ -1270,7 +1271,7 @@ def write_demo(
     tmp = Path(name)
     tmp.unlink()  # DuckDB creates its own file; an empty one is not a database
     try:
-        with tqdm(total=len(STAGES) + len(TABLES), disable=not progress, unit="step") as bar:
+        with tqdm(total=len(STAGES) + len(TABLES) + 1, disable=not progress, unit="step") as bar:
             frames = _generate(n_episodes, seed, as_of, bar)
             con = duckdb.connect(str(tmp))
             try:
@@ -1286,6 +1287,8 @@ def write_demo(
                     with _stage(bar, f"writing {table}"):
                         _insert(con, table, frames[table])
                 counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+                with _stage(bar, "storing metrics"):
+                    write_store(con, out)
             finally:
                 con.close()
         if out.exists() and not force:

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.clinical import MetricSettings
 from alliance.db import Database
 from alliance.scope import Scope
 from alliance.service import Service
+from alliance.store import metrics_for
 
 EXPORTS = {
     "episode_change.csv": "episode_change",
@@ -42,7 +43,8 @@ def write_metrics(db: Path, out: Path, *, as_of: dt.date | None = None) -> dict[
     """
     database = Database(db)
     try:
-        metrics = ClinicalMetrics(Service(database, Scope.full_access("export")), MetricSettings(as_of=as_of))
+        # The stored metrics where they are current for this date and the default settings; else computed.
+        metrics = metrics_for(Service(database, Scope.full_access("export")), MetricSettings(as_of=as_of))
         out.mkdir(parents=True, exist_ok=True)
         written = {}
         for name, attr in EXPORTS.items():

@@ -22,6 +22,7 @@ import pandas as pd
 
 from alliance.registry import POPULATIONS, Registry, load_registry
 from alliance.schema import check_schema, create_schema, write_registry
+from alliance.store import write_store
 
 REQUIRED = ("client_id", "clinician_id", "session_date", "session_number", "instrument", "score")
 OPTIONAL = ("episode_id", "team_id", "supervisor_id", "population", "end_date", "end_reason")
@@ -51,6 +52,9 @@ class ImportReport:
     path: Path
     problems: list[RowProblem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
+    #: Why the stored metrics could not be brought up to date (the ratings were written all the same; pages
+    #: compute the metrics until `alliance refresh` succeeds).
+    store_problem: str = ""
 
     @property
     def ok(self) -> bool:
@@ -59,7 +63,14 @@ class ImportReport:
     def summary(self, limit: int = 50) -> str:
         if self.ok:
             parts = ", ".join(f"{n} {t}" for t, n in self.counts.items())
-            return f"Imported {self.path}: {parts}."
+            done = f"Imported {self.path}: {parts}."
+            if self.store_problem:
+                done += (
+                    f"\nThe stored metrics were not refreshed ({self.store_problem}); run `alliance refresh`."
+                )
+            else:
+                done += " Stored metrics refreshed."
+            return done
         lines = [f"{self.path}: {len(self.problems)} problem(s); nothing was written."]
         lines += [f"  {p}" for p in self.problems[:limit]]
         if len(self.problems) > limit:
@@ -317,7 +328,12 @@ def import_csv(path: Path | str, db: Path | str, registry: Registry | None = Non
         if new_file:
             db.unlink(missing_ok=True)  # never leave a half-made database behind
         raise
-    con.close()
+    try:
+        write_store(con, db)
+    except Exception as exc:  # the ratings are in; a stale store is detected and never read
+        report.store_problem = f"{type(exc).__name__}: {exc}"
+    finally:
+        con.close()
     return report
 
 

@@ -11,20 +11,21 @@ import param
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.episode import EpisodeStory, build_story
 from alliance.service import Service
+from alliance.store import metrics_for
 
 _SERVICE_METRICS: dict[str, ClinicalMetrics] = {}
 _LOCK = threading.Lock()
 
 
 def service_metrics(service: Service) -> ClinicalMetrics:
-    """The service-wide metrics (expected-response bands, alliance SD) for a database, shared per process.
-
-    The aggregates are service-wide by design; episode metrics are computed per viewer request within scope.
+    """The service-wide metrics for a database, shared per process: read from the metrics store when it is
+    current (alliance.store), else computed. Narrow them with ``for_scope``: the store is read by scope in
+    SQL.
     """
     key = str(service.db.path.resolve())
     with _LOCK:
         if key not in _SERVICE_METRICS:
-            _SERVICE_METRICS[key] = ClinicalMetrics(service, MetricSettings())
+            _SERVICE_METRICS[key] = metrics_for(service, MetricSettings())
         return _SERVICE_METRICS[key]
 
 

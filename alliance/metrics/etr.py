@@ -180,7 +180,7 @@ def band_for(bands: pd.DataFrame, intake: pd.Series, session: pd.Series) -> pd.D
     table.index = pd.MultiIndex.from_arrays(
         [table.index.get_level_values(0).astype(float), table.index.get_level_values(1).astype(float)]
     )
-    found = table.reindex(key).to_numpy()
+    found = table.reindex(key).to_numpy(copy=True)  # written into below
     found[~inside | np.isnan(x)] = np.nan
     result[cols] = found
     result["intake_bin"] = np.where(inside, nearest, np.nan)

@@ -1,6 +1,7 @@
 """The clinical-metrics layer reproduces the published reference results through our own import path:
 long CSV → `alliance import` (with the instruments added in a registry file, no code changes) → database →
-`ClinicalMetrics` — not only the pure functions (those are in test_metrics_reference.py)."""
+`alliance refresh` → the stored metrics the pages read (`StoredMetrics`) — not only the pure functions (those
+are in test_metrics_reference.py). tests/unit/test_store.py proves the stored tables equal a computation."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.importer import import_csv
 from alliance.registry import load_registry
 from alliance.service import Service
+from alliance.store import StoredMetrics, metrics_for, refresh
 from tests.unit.test_metrics_reference import oracle_dir
 
 START = dt.date(2025, 1, 6)
@@ -47,7 +49,11 @@ def _metrics(tmp_path, csv: Path, registry_toml: Path) -> ClinicalMetrics:
     registry = load_registry([config.DEFAULT_REGISTRY, registry_toml])
     report = import_csv(csv, db, registry=registry)
     assert report.ok, report.summary()
-    return ClinicalMetrics(Service.open(db), MetricSettings(as_of=dt.date(2026, 1, 1)))
+    settings = MetricSettings(as_of=dt.date(2026, 1, 1))
+    refresh(db, settings)
+    metrics = metrics_for(Service.open(db), settings)
+    assert isinstance(metrics, StoredMetrics)  # the path every page and export takes
+    return metrics
 
 
 # -- sudden gains: sgdata (BDI-II, lower is better), crit1 cutoff 7 -------------------------------------

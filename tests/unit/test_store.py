@@ -1,0 +1,163 @@
+"""The metrics store: the stored tables equal a from-scratch computation, are narrowed by scope in SQL, and
+are never read once the data, the settings or the date they were computed for have changed."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import duckdb
+import pandas as pd
+import pytest
+
+from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.db import Database
+from alliance.metrics.alliance_signals import AllianceRules
+from alliance.scope import Scope
+from alliance.service import Service
+from alliance.store import (
+    TABLES,
+    StoredMetrics,
+    _storable,
+    is_current,
+    metrics_for,
+    read_stamp,
+    refresh,
+)
+from tests.conftest import AS_OF
+
+SETTINGS = MetricSettings(as_of=AS_OF)
+
+
+@pytest.fixture()
+def db_copy(demo_db, tmp_path):
+    """A private copy of the demo database that a test may change."""
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(demo_db, path)
+    return path
+
+
+def stored_frames(path) -> dict[str, pd.DataFrame]:
+    db = Database(path)
+    try:
+        m = metrics_for(Service(db, Scope.full_access()), SETTINGS)
+        assert isinstance(m, StoredMetrics)
+        return {t: getattr(m, attr).reset_index(drop=True) for t, (attr, _) in TABLES.items()}
+    finally:
+        db.close()
+
+
+def test_the_demo_writes_a_current_store(demo_db):
+    db = Database(demo_db)
+    try:
+        stamp = read_stamp(db)
+        assert stamp is not None and stamp.as_of == AS_OF
+        assert is_current(db, SETTINGS)
+    finally:
+        db.close()
+
+
+def test_stored_tables_equal_a_computation_from_scratch(demo_db):
+    db = Database(demo_db)
+    try:
+        computed = ClinicalMetrics(Service(db, Scope.full_access()), SETTINGS)
+        stored = StoredMetrics(Service(db, Scope.full_access()), SETTINGS)
+        for table, (attr, _) in TABLES.items():
+            fresh = _storable(getattr(computed, attr)).reset_index(drop=True)
+            kept = getattr(stored, attr).reset_index(drop=True)
+            assert len(fresh) > 0, table
+            pd.testing.assert_frame_equal(fresh, kept, check_dtype=False, obj=table)
+    finally:
+        db.close()
+
+
+def test_stored_metrics_are_narrowed_by_scope_in_sql(demo_db):
+    db = Database(demo_db)
+    try:
+        full = StoredMetrics(Service(db, Scope.full_access()), SETTINGS)
+        one = full.episode_end["clinician_id"].iloc[0]
+        scoped = full.for_scope(Service(db, Scope.clinicians(one)))
+        episodes = set(full.episode_end.loc[full.episode_end["clinician_id"] == one, "episode_id"])
+        for attr in StoredMetrics.SCOPED:
+            frame = getattr(scoped, attr)
+            assert len(frame) and set(frame["episode_id"]) <= episodes, attr
+        # Nothing outside the scope is read: a scope of an unknown clinician sees no rows at all.
+        nobody = full.for_scope(Service(db, Scope.clinicians("NO-SUCH")))
+        assert all(getattr(nobody, attr).empty for attr in StoredMetrics.SCOPED)
+    finally:
+        db.close()
+
+
+def test_one_changed_rating_makes_the_store_stale_and_refresh_updates_every_table(db_copy):
+    before = stored_frames(db_copy)
+    con = duckdb.connect(str(db_copy))
+    # The latest ORS rating of a closed episode (so it feeds the bands) with a typical intake (a bin with many
+    # episodes) and several ratings: from its value to the scale's floor (a big worsening).
+    episode, session, old = con.execute(
+        "SELECT episode_id, max(session_number), arg_max(score, session_number) FROM rating "
+        "WHERE instrument = 'ORS' AND episode_id IN (SELECT episode_id FROM episode WHERE end_date IS NOT NULL) "
+        "GROUP BY episode_id HAVING count(*) >= 6 AND max(session_number) <= 12 "
+        "AND arg_min(score, session_number) BETWEEN 15 AND 22 ORDER BY episode_id LIMIT 1"
+    ).fetchone()
+    con.execute(
+        # Session 2 too: the bands are fitted only through sessions that many reference episodes reached.
+        "UPDATE rating SET score = 0 WHERE episode_id = $e AND session_number IN (2, $s) AND instrument = 'ORS'",
+        {"e": episode, "s": session},
+    )
+    con.close()
+    db = Database(db_copy)
+    try:
+        assert not is_current(db, SETTINGS)  # stale: never read
+        assert type(metrics_for(Service(db, Scope.full_access()), SETTINGS)) is ClinicalMetrics
+    finally:
+        db.close()
+    refresh(db_copy, SETTINGS)
+    after = stored_frames(db_copy)
+    change = after["metrics_episode_change"].set_index(["episode_id", "instrument"])
+    assert change.loc[(episode, "ORS"), "latest"] == 0 and old > 0
+    # Every table that depends on outcome ratings changed; the service-wide ones too (bands, scales).
+    for table in (
+        "metrics_episode_change",
+        "metrics_episode_status",
+        "metrics_etr_bands",
+        "metrics_service_scales",
+        "metrics_expected_change",
+    ):
+        assert not before[table].equals(after[table]), table
+
+
+def test_changed_settings_or_date_make_the_store_stale(demo_db):
+    db = Database(demo_db)
+    try:
+        assert is_current(db, SETTINGS)
+        sensitive = dataclasses.replace(SETTINGS, alliance=AllianceRules(k=1.0))
+        assert not is_current(db, sensitive)
+        assert not is_current(db, dataclasses.replace(SETTINGS, inactivity_days=90))
+        assert not is_current(db, dataclasses.replace(SETTINGS, as_of=AS_OF.replace(day=2)))
+        assert type(metrics_for(Service(db, Scope.full_access()), sensitive)) is ClinicalMetrics
+    finally:
+        db.close()
+
+
+def test_a_database_without_a_store_is_computed(empty_db):
+    db = Database(empty_db)
+    try:
+        assert read_stamp(db) is None
+        assert type(metrics_for(Service(db, Scope.full_access()))) is ClinicalMetrics
+    finally:
+        db.close()
+
+
+def test_cli_refresh(db_copy, capsys):
+    from alliance.cli import main
+
+    con = duckdb.connect(str(db_copy))
+    con.execute("DROP TABLE metrics_meta")
+    con.close()
+    assert main(["refresh", "--db", str(db_copy), "--as-of", AS_OF.isoformat()]) == 0
+    assert "refreshed" in capsys.readouterr().out
+    db = Database(db_copy)
+    try:
+        assert is_current(db, SETTINGS)
+    finally:
+        db.close()
