@@ -28,10 +28,11 @@ $(DEMO_DB): | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alliance demo --out $(DEMO_DB) --force
 
+# Bound to this machine only (127.0.0.1): there is no sign-in yet.
 serve: $(STAMP)
 	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
 	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }
-	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html
+	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --address 127.0.0.1 --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

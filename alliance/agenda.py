@@ -15,22 +15,10 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from alliance.caseload import NO_SESSION_DAYS, caseload_table
+from alliance.caseload import caseload_table
 from alliance.clinical import ClinicalMetrics
+from alliance.flags import BY_KEY, NO_SESSION_DAYS
 from alliance.service import Service
-
-#: The reasons of docs/methods.md §11, strongest first: key → (rank, short label).
-REASONS = {
-    "deterioration": (1, "reliable deterioration"),
-    "not_on_track": (2, "not on track (red)"),
-    "unrepaired_rupture": (3, "unrepaired rupture"),
-    "below_cutoff": (4, "alliance below cut-off at the last two ratings"),
-    "sudden_loss": (5, "sudden loss"),
-    "at_risk": (6, "at risk (yellow)"),
-    "no_recent_session": (7, f"no session for {NO_SESSION_DAYS}+ days while not improved"),
-    "late_decline": (8, "late alliance decline"),
-    "ceiling": (9, "ceiling alliance with no improvement"),
-}
 
 AGENDA_COLUMNS = [
     "rank",
@@ -139,7 +127,7 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
     date_of = dates.set_index(["episode_id", "session_number"])["session_date"].to_dict()
 
     def add(episode_id, key, session, words, date=None):
-        rank, label = REASONS[key]
+        rank, label = BY_KEY[key].rank, BY_KEY[key].label
         session = None if session is None or pd.isna(session) else int(session)
         if date is None and session is not None:
             date = date_of.get((episode_id, session))
@@ -177,7 +165,7 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
         code = r["instrument"]
         run = runs.get(eid, {})
         status = r["status"] if isinstance(r["status"], str) else None
-        if r["flag_deteriorated"]:
+        if r["flag_deterioration"]:
             s = run.get("deterioration") or (
                 primary.loc[eid, "latest_session"] if eid in primary.index else None
             )
@@ -189,7 +177,7 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
                 f"{int(primary.loc[eid, 'latest_session'])}: reliably worse than at intake "
                 f"(since session {s})",
             )
-        if status == "red" and not r["flag_deteriorated"]:
+        if status == "red" and not r["flag_deterioration"]:
             s = run.get("red") or (primary.loc[eid, "latest_session"] if eid in primary.index else None)
             add(eid, "not_on_track", s, f"{code} not on track since session {s}: {r['reason']}")
         if status == "yellow":

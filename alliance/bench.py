@@ -1,75 +1,255 @@
-"""``make bench``: time and memory of the heavy paths on a large generated service.
+"""``make bench``: how long a person waits, and how much memory a server needs, at the scale of a service.
 
-Speed and memory are measured here, not by timed unit tests. Prints one line per step (seconds and peak
-resident memory so far); ``--episodes`` sets the size (default 200,000 episodes ≈ 1.5 million sessions).
+For each interaction a page offers, the median and 95th percentile over repeated runs through the page API
+(the same objects a served session builds, down to the Bokeh models), next to the bare DuckDB read it rests on
+and the target; then the memory of one server process and of each extra session; then, in headless Chromium
+against a real ``panel serve``, the seconds until each page shows its content for a new session and until the
+chart shows another client. ``--episodes`` sets the size (default 200,000 episodes ≈ 1.5 million sessions);
+``--db`` reuses a database. Speed is measured here, never by timed unit tests.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
+import os
 import resource
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from alliance.caseload import alliance_sessions, caseload_table
-from alliance.clinical import ClinicalMetrics, MetricSettings
-from alliance.comparison import ComparisonFilter, comparison_frames
-from alliance.db import Database
-from alliance.demo import write_demo
-from alliance.scope import Scope
-from alliance.service import Service
+#: The targets the issue set for a 2-core machine at 200,000 episodes (seconds).
+TARGETS = {
+    "client switch (selection.open)": 0.150,
+    "caseload page, biggest caseload": 0.400,
+    "comparison page, whole service": 1.5,
+    "meeting page": 1.0,
+    "first client page, fresh process": 2.0,
+}
+BROWSER_TARGETS = {"client": 2.0, "caseload": 2.0, "comparison": 3.0, "meeting": 3.0, "client switch": 1.0}
 
 
-def _peak_mb() -> float:
+def rss_mb() -> float:
+    """Resident memory of this process now (MB)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def repeat(fn: Callable[[], object], n: int) -> list[float]:
+    times = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def p95(times: list[float]) -> float:
+    s = sorted(times)
+    return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+
+
+def row(name: str, times: list[float], bare: list[float] | None = None, target: float | None = None) -> None:
+    med, hi = statistics.median(times), p95(times)
+    bare_med = statistics.median(bare) if bare else float("nan")
+    ratio = med / bare_med if bare else float("nan")
+    verdict = "" if target is None else ("ok" if hi <= target else "OVER")
+    print(
+        f"{name:<36} n={len(times):<3} median {med * 1000:8.0f} ms  p95 {hi * 1000:8.0f} ms  "
+        f"bare DuckDB {bare_med * 1000:7.1f} ms  ratio {ratio:7.0f}  "
+        f"target {'' if target is None else f'{target * 1000:.0f} ms'} {verdict}",
+        flush=True,
+    )
+
+
+def _models(page) -> None:
+    """Build the page's Bokeh models as a served session does."""
+    import panel as pn
+
+    pn.panel(page).get_root()
+
+
+def api_rows(db: Path, repeats: int) -> None:
+    os.environ["ALLIANCE_DB"] = str(db)
+    from alliance.db import open_database
+    from alliance.pages import caseload_page, client_page, comparison_page
+    from alliance.scope import Scope
+    from alliance.views.meeting import meeting_page
+
+    database = open_database(db)
+    con = database._con
+    print(f"database {db}: {con.execute('SELECT count(*) FROM episode').fetchone()[0]:,} episodes")
+
+    # First client page in a fresh process (imports, connection, service-wide metrics, models).
+    fresh = []
+    for _ in range(max(1, repeats // 4)):
+        out = subprocess.run(
+            [sys.executable, "-m", "alliance.bench", "--db", str(db), "--fresh-client-page"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds, mb = (float(v) for v in out.stdout.split())
+        fresh.append(seconds)
+    row("first client page, fresh process", fresh, target=TARGETS["first client page, fresh process"])
+    print(f"{'':<36} resident memory of that process {mb:.0f} MB")
+
+    base_rss = rss_mb()
+    page = client_page(db)
+    _models(page)
+    episodes = con.execute(
+        "SELECT client_id, episode_id FROM episode ORDER BY hash(episode_id) LIMIT $n", {"n": repeats * 2}
+    ).fetchall()
+    it = iter(episodes * 3)
+
+    def switch():
+        client, episode = next(it)
+        page.selection.open(client, episode)
+
+    switch()  # the first switch warms the plots
+    bare = repeat(
+        lambda: database.query("episode_ratings", episode_id=episodes[0][1], **Scope.full_access().params()),
+        repeats,
+    )
+    row(
+        "client switch (selection.open)",
+        repeat(switch, repeats * 2),
+        bare,
+        TARGETS["client switch (selection.open)"],
+    )
+
+    biggest = con.execute(
+        "SELECT clinician_id FROM episode GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1"
+    ).fetchone()[0]
+    scope = Scope.clinicians(biggest).params()
+
+    def caseload():
+        p = caseload_page(db)
+        p.state.clinician = biggest
+        _models(p)
+
+    bare = repeat(lambda: database.query("metrics_episode_change", **scope), repeats)
+    row(
+        "caseload page, biggest caseload",
+        repeat(caseload, repeats),
+        bare,
+        TARGETS["caseload page, biggest caseload"],
+    )
+    full = Scope.full_access().params()
+    bare = repeat(lambda: database.query("metrics_episode_end", **full), max(2, repeats // 2))
+    row(
+        "comparison page, whole service",
+        repeat(lambda: _models(comparison_page(db)), repeats),
+        bare,
+        TARGETS["comparison page, whole service"],
+    )
+    row("meeting page", repeat(lambda: _models(meeting_page(db)), repeats), target=TARGETS["meeting page"])
+
+    gc.collect()
+    after = rss_mb()
+    kept = []
+    for _ in range(5):  # five more sessions, each holding one of every page
+        for make in (client_page, caseload_page, comparison_page, meeting_page):
+            p = make(db)
+            _models(p)
+            kept.append(p)
+    gc.collect()
+    extra = (rss_mb() - after) / 5
+    print(
+        f"memory: {base_rss:.0f} MB before pages, {after:.0f} MB after them (peak {peak_mb():.0f} MB), "
+        f"{extra:.0f} MB per extra session of all four pages (target: one process ≤ 600 MB)",
+        flush=True,
+    )
+
+
+def fresh_client_page(db: Path) -> None:
+    """Child process: time the first client page, print seconds and resident MB."""
+    start = time.perf_counter()
+    from alliance.pages import client_page
+
+    _models(client_page(db))
+    print(f"{time.perf_counter() - start:.3f} {rss_mb():.0f}")
+
+
+def browser_rows(db: Path) -> None:
+    """Each page as a new session in headless Chromium against a real panel serve; then a client switch."""
+    chromium = Path(os.environ.get("ALLIANCE_CHROMIUM", "/usr/bin/chromium"))
+    if not chromium.exists():
+        print(f"browser: skipped — no Chromium at {chromium} (set ALLIANCE_CHROMIUM)")
+        return
+    from playwright.sync_api import sync_playwright
+
+    from alliance.serving import Server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(db, Path(tmp) / "panel.log")
+        try:
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=str(chromium))
+                # The first page after the server starts pays for loading the service's metrics.
+                for first, name, wait in [
+                    (True, "client", "text=Client "),
+                    (False, "client", "text=Client "),
+                    (False, "caseload", "text=Episodes (flagged first"),
+                    (False, "comparison", "text=How to read this page"),
+                    (False, "meeting", "text=Meeting"),
+                ]:
+                    page = browser.new_page(viewport={"width": 1366, "height": 768})
+                    start = time.perf_counter()
+                    page.goto(f"{server.url}/{name}")
+                    page.wait_for_selector(wait, timeout=120_000)
+                    page.wait_for_selector(".bk-Canvas, canvas", timeout=120_000)
+                    seconds = time.perf_counter() - start
+                    label = f"{name} (first after start)" if first else name
+                    target = None if first else BROWSER_TARGETS[name]
+                    print(
+                        f"browser: {label:<28} {seconds:6.2f} s until content shows"
+                        + (
+                            ""
+                            if target is None
+                            else f"  target {target:.0f} s {'ok' if seconds <= target else 'OVER'}"
+                        ),
+                        flush=True,
+                    )
+                    page.close()
+                browser.close()
+        finally:
+            server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alliance-bench", description=__doc__)
     parser.add_argument("--episodes", type=int, default=200_000)
     parser.add_argument("--db", type=Path, default=None, help="reuse an existing database instead")
+    parser.add_argument("--repeats", type=int, default=10, help="runs per row (default 10)")
+    parser.add_argument("--no-browser", action="store_true", help="skip the Chromium rows")
+    parser.add_argument("--fresh-client-page", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    as_of = dt.date(2026, 11, 1)
+    if args.fresh_client_page:
+        fresh_client_page(args.db)
+        return 0
     with tempfile.TemporaryDirectory() as tmp:
-        db = args.db or Path(tmp) / "bench.duckdb"
+        db = args.db
+        if db is None:
+            from alliance.demo import write_demo
 
-        def step(name, fn):
+            db = Path(tmp) / "bench.duckdb"
             start = time.perf_counter()
-            result = fn()
-            print(f"{name:<48} {time.perf_counter() - start:8.2f} s   peak {_peak_mb():8.0f} MB", flush=True)
-            return result
-
-        if args.db is None:
-            step(
-                f"generate and write {args.episodes:,} episodes",
-                lambda: write_demo(db, args.episodes, as_of=as_of),
-            )
-        database = Database(db)
-        service = Service(database, Scope.full_access())
-        metrics = ClinicalMetrics(service, MetricSettings(as_of=as_of))
-        step("episode change (whole service)", lambda: metrics.episode_change)
-        step("sudden gains and losses", lambda: metrics.sudden_events)
-        step("alliance events", lambda: metrics.alliance_events)
-        step("expected-response bands", lambda: metrics.etr_bands)
-        step("episode status", lambda: metrics.episode_status)
-        step("episode end", lambda: metrics.episode_end)
-        biggest = metrics.episodes["clinician_id"].value_counts().index[0]
-        scoped = metrics.for_scope(Service(database, Scope.full_access().restrict(biggest)))
-        step(f"caseload table ({biggest}, a full caseload)", lambda: caseload_table(scoped))
-        sessions = step("alliance sessions (whole service)", lambda: alliance_sessions(metrics))
-        step(
-            f"comparison of {metrics.episodes['clinician_id'].nunique():,} clinicians",
-            lambda: comparison_frames(
-                metrics.episode_change,
-                metrics.episode_end,
-                metrics.alliance_events,
-                sessions,
-                ComparisonFilter("ORS"),
-            ),
-        )
-        database.close()
+            write_demo(db, args.episodes, as_of=dt.date(2026, 11, 1))
+            took = time.perf_counter() - start
+            print(f"generated {args.episodes:,} episodes with stored metrics in {took:.1f} s")
+        api_rows(db, args.repeats)
+        if not args.no_browser:
+            browser_rows(db)
     return 0
 
 

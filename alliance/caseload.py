@@ -11,19 +11,8 @@ import numpy as np
 import pandas as pd
 
 from alliance.clinical import ClinicalMetrics
+from alliance.flags import BY_KEY, CASELOAD_FLAGS, NO_SESSION_DAYS
 from alliance.metrics.comparison import wilson_interval
-
-#: A client not seen for this many days while not reliably improved is a dropout risk (docs/methods.md §11).
-NO_SESSION_DAYS = 21
-
-FLAG_WORDS = {
-    "deteriorated": "reliably deteriorated",
-    "not_on_track": "not on track",
-    "unrepaired_rupture": "rupture not repaired",
-    "sudden_loss": "sudden loss",
-    "no_recent_session": f"no session for {NO_SESSION_DAYS}+ days",
-    "ceiling": "ceiling alliance",
-}
 
 
 def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:
@@ -76,7 +65,7 @@ def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:
         return table.index.isin(rows["episode_id"])
 
     se = metrics.sudden_events
-    table["flag_deteriorated"] = table["reliable_deterioration"].fillna(False).astype(bool)
+    table["flag_deterioration"] = table["reliable_deterioration"].fillna(False).astype(bool)
     table["flag_not_on_track"] = table["status"].eq("red")
     # 'open' (fewer than R later ratings) counts too: the rupture has not been repaired, and in a closed
     # episode it never was.
@@ -97,14 +86,15 @@ def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:
         & ~table.index.isin(improved[improved].index)
     )
     table["flag_ceiling"] = has("ceiling")
-    flag_cols = [f"flag_{k}" for k in FLAG_WORDS]
+    # Every caseload flag of the registry (alliance.flags) has its detector above.
+    flag_cols = [f"flag_{k}" for k in CASELOAD_FLAGS]
     table["flags"] = [
-        ", ".join(FLAG_WORDS[c.removeprefix("flag_")] for c in flag_cols if row[c])
+        ", ".join(CASELOAD_FLAGS[c.removeprefix("flag_")] for c in flag_cols if row[c])
         for _, row in table[flag_cols].iterrows()
     ]
     table["n_flags"] = table[flag_cols].sum(axis=1)
-    # The picture highlights the episodes that need attention; a ceiling alone is a soft signal.
-    table["attention"] = table[[c for c in flag_cols if c != "flag_ceiling"]].any(axis=1)
+    # The picture highlights the episodes that need attention; a soft signal (ceiling) alone does not.
+    table["attention"] = table[[f"flag_{k}" for k in CASELOAD_FLAGS if BY_KEY[k].attention]].any(axis=1)
     return table.reset_index()
 
 
@@ -165,21 +155,7 @@ def caseload_headlines(table: pd.DataFrame, alliance_sessions: pd.DataFrame | No
 
 def alliance_sessions(metrics: ClinicalMetrics) -> pd.DataFrame:
     """Every alliance rating in scope with whether it was below the cut-off (or the WAI-SR baseline rule)."""
-    a = metrics.alliance_ratings
-    if a.empty:
-        return a.assign(below_cutoff=pd.Series(dtype=bool))
-    ae = metrics.alliance_events
-    below = (
-        ae.loc[ae["event"] == "below_cutoff", ["episode_id", "instrument", "session_number"]]
-        if len(ae)
-        else None
-    )
-    out = a.copy()
-    out["below_cutoff"] = False
-    if below is not None and len(below):
-        key = pd.MultiIndex.from_frame(out[["episode_id", "instrument", "session_number"]])
-        out["below_cutoff"] = key.isin(pd.MultiIndex.from_frame(below))
-    return out
+    return metrics.alliance_sessions()
 
 
 def caseload_trend(table: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:

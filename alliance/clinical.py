@@ -433,6 +433,55 @@ class ClinicalMetrics:
             frames.append(ev)
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
+    def alliance_sessions(self) -> pd.DataFrame:
+        """Every alliance rating in scope with whether it was below the cut-off (or, for WAI-SR, the client's
+        own baseline rule): the ``below_cutoff`` events of ``alliance_events`` as a flag per rating."""
+        a = self.alliance_ratings
+        out = a.copy()
+        out["below_cutoff"] = False
+        ae = self.alliance_events
+        if a.empty or ae.empty:
+            return out
+        below = ae.loc[ae["event"] == "below_cutoff", ["episode_id", "instrument", "session_number"]]
+        if len(below):
+            key = pd.MultiIndex.from_frame(out[["episode_id", "instrument", "session_number"]])
+            out["below_cutoff"] = key.isin(pd.MultiIndex.from_frame(below))
+        return out
+
+    @cached_property
+    def episode_alliance(self) -> pd.DataFrame:
+        """Per episode and alliance instrument: rated sessions, mean score, sessions below the cut-off,
+        ruptures and repaired ruptures — what comparisons add up per clinician (docs/methods.md §10)."""
+        cols = [
+            "episode_id",
+            "instrument",
+            "n_ratings",
+            "mean_score",
+            "n_below_cutoff",
+            "ruptures",
+            "repaired",
+        ]
+        a = self.alliance_sessions()
+        if a.empty:
+            return pd.DataFrame(columns=cols)
+        g = a.groupby(["episode_id", "instrument"], sort=True)
+        out = g.agg(
+            n_ratings=("score", "size"),
+            mean_score=("score", "mean"),
+            n_below_cutoff=("below_cutoff", "sum"),
+        )
+        ae = self.alliance_events
+        rup = ae[ae["event"] == "rupture"] if len(ae) else ae
+        if len(rup):
+            key = ["episode_id", "instrument"]
+            out["ruptures"] = rup.groupby(key).size()
+            out["repaired"] = rup[rup["repair_status"].astype(str) == "repaired"].groupby(key).size()
+        else:
+            out["ruptures"], out["repaired"] = 0, 0
+        out[["ruptures", "repaired"]] = out[["ruptures", "repaired"]].fillna(0).astype(int)
+        out["n_below_cutoff"] = out["n_below_cutoff"].astype(int)
+        return out.reset_index()[cols]
+
     # -- expected response and status -----------------------------------------------------------------
     @cached_property
     def reference(self) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Fair clinician comparisons (docs/methods.md §10), assembled from the clinical-metrics frames — the same
 frames ``alliance metrics`` exports, so every figure here can be recomputed from episode_change.csv,
-episode_end.csv and alliance_events.csv (a test does exactly that for one clinician)."""
+episode_end.csv, episode_alliance.csv and alliance_events.csv (a test does exactly that for one clinician)."""
 
 from __future__ import annotations
 
@@ -42,14 +42,13 @@ class ComparisonFilter:
 def comparison_frames(
     change: pd.DataFrame,
     end: pd.DataFrame,
-    alliance_events: pd.DataFrame,
-    alliance_ratings: pd.DataFrame,
+    episode_alliance: pd.DataFrame,
     f: ComparisonFilter,
 ) -> dict[str, object]:
     """Per-clinician table, the flags behind the rates, the effect-size episodes and the shrinkage fit.
 
-    ``change``, ``end`` and ``alliance_events`` have the columns of the exported CSVs; ``alliance_ratings``
-    has episode_id, instrument, session_number, score (+ below_cutoff).
+    ``change``, ``end`` and ``episode_alliance`` have the columns of the exported CSVs (episode_change.csv,
+    episode_end.csv, episode_alliance.csv).
     """
     # Only episodes rated on the compared instrument: clinicians using other measures are not in this table.
     episodes = end[
@@ -89,25 +88,25 @@ def comparison_frames(
         shrunken_estimates(es_input["improvement"], es_input["clinician_id"]) if len(es_input) >= 3 else None
     )
 
-    # Alliance: mean, share of sessions below the cut-off, ruptures per 100 sessions, share repaired.
+    # Alliance: mean, share of sessions below the cut-off, ruptures per 100 sessions, share repaired — added
+    # up from the per-episode summaries (the same numbers as counting every rating and event).
     ids = set(closed["episode_id"]) | set(open_["episode_id"])
-    a = alliance_ratings[alliance_ratings["episode_id"].isin(ids)].merge(
+    a = episode_alliance[episode_alliance["episode_id"].isin(ids)].merge(
         episodes[["episode_id", "clinician_id"]], on="episode_id"
     )
-    ae = alliance_events[alliance_events["episode_id"].isin(ids)].merge(
-        episodes[["episode_id", "clinician_id"]], on="episode_id"
-    )
-    rup = ae[ae["event"] == "rupture"]
+    a = a.assign(score_sum=a["mean_score"] * a["n_ratings"])
+    per = a.groupby("clinician_id")[
+        ["n_ratings", "score_sum", "n_below_cutoff", "ruptures", "repaired"]
+    ].sum()
     alliance = pd.DataFrame(
         {
-            "alliance_sessions": a.groupby("clinician_id").size(),
-            "mean_alliance": a.groupby("clinician_id")["score"].mean(),
-            "below_cutoff": a.groupby("clinician_id")["below_cutoff"].mean(),
-            "ruptures": rup.groupby("clinician_id").size(),
-            "repaired": rup[rup["repair_status"].astype(str) == "repaired"].groupby("clinician_id").size(),
+            "alliance_sessions": per["n_ratings"],
+            "mean_alliance": per["score_sum"] / per["n_ratings"],
+            "below_cutoff": per["n_below_cutoff"] / per["n_ratings"],
+            "ruptures": per["ruptures"],
+            "repaired": per["repaired"],
         }
     )
-    alliance[["ruptures", "repaired"]] = alliance[["ruptures", "repaired"]].fillna(0)
     alliance["ruptures_per_100"] = 100 * alliance["ruptures"] / alliance["alliance_sessions"]
     alliance["share_repaired"] = np.where(
         alliance["ruptures"] > 0, alliance["repaired"] / alliance["ruptures"], np.nan

@@ -13,6 +13,7 @@ import pandas as pd
 
 from alliance.clinical import MetricSettings
 from alliance.db import Database
+from alliance.inert import csv_cell
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.store import metrics_for
@@ -21,6 +22,7 @@ EXPORTS = {
     "episode_change.csv": "episode_change",
     "sudden_events.csv": "sudden_events",
     "alliance_events.csv": "alliance_events",
+    "episode_alliance.csv": "episode_alliance",
     "etr_bands.csv": "etr_bands",
     "episode_status.csv": "episode_status",
     "episode_end.csv": "episode_end",
@@ -28,11 +30,16 @@ EXPORTS = {
 
 
 def _tidy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Objects that are not plain values (rule objects) become their descriptions."""
+    """Objects that are not plain values (rule objects) become their descriptions; every text cell is made
+    safe for a spreadsheet (``alliance.inert.csv_cell``: codes and words from the data that start with
+    ``=``, ``+``, ``-``, ``@``, a tab or a carriage return get a leading ``'``). Numbers are untouched."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object:
-            out[col] = out[col].map(lambda v: v.describe() if hasattr(v, "describe") else v)
+        dtype = out[col].dtype
+        if pd.api.types.is_object_dtype(dtype):
+            out[col] = out[col].map(lambda v: csv_cell(v.describe() if hasattr(v, "describe") else v))
+        elif isinstance(dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(dtype):
+            out[col] = out[col].astype(object).map(csv_cell)
     return out
 
 

@@ -1,6 +1,8 @@
 # ruff: noqa: E501 — prose for the page, wrapped as it reads
 """Plain-language help texts shown on the pages, with the methods they describe cited."""
 
+from alliance.flags import agenda_help, caseload_help
+
 CLIENT_PAGE_HELP = """
 **Outcome (top).** The outcome measure's total by session. The dashed grey line is the clinical cut-off
 (e.g. ORS below 25, PHQ-9 10 or more is the clinical range). Each point's colour *and shape* give the status at
@@ -42,15 +44,10 @@ and how the episode ended (■ planned, ⊠ unplanned). Methods and thresholds i
 summary; `docs/metrics.md` describes every rule.
 """
 
-CASELOAD_PAGE_HELP = """
+CASELOAD_PAGE_HELP = f"""
 **Episodes.** One row per episode (open ones by default; switch on *Show closed episodes* for the rest), flagged
-ones first. Flags, strongest first: **reliably deteriorated** (worse than at intake by at least the reliable
-change), **not on track** (red: worse than the 10th percentile of the expected course), **rupture not repaired**
-(the alliance fell at least 2 SD below its baseline and has not come back: not within 3 ratings, or the
-episode ended or is still within that window), **sudden loss**
-(a candidate Tang & DeRubeis loss), **no session for 21+ days** while not reliably improved (dropout risk),
-**ceiling alliance** (80 % or more SRS ratings at 39–40: possibly politeness). Status colours come with a
-symbol (▲ red, ◆ amber, ● green, ■ functional). Click a client code to open the episode on the client page.
+ones first. Flags, strongest first: {caseload_help()}. Status colours come with a symbol (▲ red, ◆ amber,
+● green, ■ functional). Click a client code to open the episode on the client page.
 
 **Headline figures.** Counts and shares with their n and a 95 % Wilson interval: a share of a handful of
 episodes is uncertain, and the interval says how much. Reliably improved and recovered are among closed
@@ -84,11 +81,9 @@ intake. Clinicians with fewer closed episodes than the minimum (default 5, as AC
 not ranked.
 """
 
-MEETING_PAGE_HELP = """
+MEETING_PAGE_HELP = f"""
 **The agenda.** For the chosen supervisor and meeting date, the open episodes of each supervisee, ranked by the
-strongest reason to discuss them (docs/methods.md §11): reliable deterioration; not on track (red); rupture not
-repaired; alliance below the cut-off at the last two ratings; sudden loss; at risk (amber); no session for 21
-days or more while not improved (dropout risk); late alliance decline; ceiling alliance with no improvement.
+strongest reason to discuss them (docs/methods.md §11): {agenda_help()}.
 Each reason says what happened, at which session and on which date, using the same rules as the client and
 caseload pages. A meeting date in the past shows the data as they stood on that day.
 

@@ -19,7 +19,9 @@ import panel as pn
 from bokeh.resources import INLINE
 
 from alliance import style
-from alliance.agenda import REASONS, meeting_agenda, team_clinicians
+from alliance.agenda import meeting_agenda, team_clinicians
+from alliance.flags import legend as reason_legend
+from alliance.inert import html_text
 from alliance.marks import MarkStore
 from alliance.pages import episode_summary
 from alliance.service import Service
@@ -51,28 +53,29 @@ def _day(d) -> str:
 
 
 def agenda_html(agenda: pd.DataFrame) -> str:
-    """The agenda as an HTML table grouped per supervisee (plain words, no colour alone)."""
+    """The agenda as an HTML table grouped per supervisee (plain words, no colour alone). Codes, reasons and
+    action notes are escaped (``html_text``)."""
     if agenda.empty:
         return "<p>No open episode of this team has a reason to be discussed.</p>"
     parts = []
     for clinician, rows in agenda.groupby("supervisee", sort=False):
-        parts.append(f"<h3>Supervisee {html.escape(str(clinician))}</h3><ol>")
+        parts.append(f"<h3>Supervisee {html_text(clinician)}</h3><ol>")
         for r in rows.itertuples():
             reasons = "".join(
-                f"<li><b>{html.escape(it['label'])}</b>: {html.escape(it['words'])} ({_day(it['date'])})</li>"
+                f"<li><b>{html_text(it['label'])}</b>: {html_text(it['words'])} ({_day(it['date'])})</li>"
                 for it in r.reasons
             )
             discussed = (
                 f"<br><i>Last discussed {_day(r.last_discussed)}"
-                + (f": {html.escape(r.last_action)}" if r.last_action else "")
+                + (f": {html_text(r.last_action)}" if r.last_action else "")
                 + (" — not worse since" if r.discussed_not_worse else "")
                 + "</i>"
                 if not pd.isna(r.last_discussed)
                 else ""
             )
             parts.append(
-                f'<li><a href="#{html.escape(r.episode_id)}">Client {html.escape(r.client_id)} · episode '
-                f"{html.escape(r.episode_id)}</a> (agenda #{r.rank}){discussed}<ul>{reasons}</ul></li>"
+                f'<li><a href="#{html_text(r.episode_id)}">Client {html_text(r.client_id)} · episode '
+                f"{html_text(r.episode_id)}</a> (agenda #{r.rank}){discussed}<ul>{reasons}</ul></li>"
             )
         parts.append("</ol>")
     return "".join(parts)
@@ -83,9 +86,11 @@ def client_section(service: Service, row) -> tuple[pn.Column, ClientSelection]:
     selection = ClientSelection(service=service)
     selection.open(row.client_id, row.episode_id)
     charts = ClientCharts(selection=selection)
-    reasons = "\n".join(f"- **{it['label']}**: {it['words']} ({_day(it['date'])})" for it in row.reasons)
+    reasons = "\n".join(
+        f"- **{html_text(it['label'])}**: {html_text(it['words'])} ({_day(it['date'])})" for it in row.reasons
+    )
     section = pn.Column(
-        pn.pane.HTML(f'<a id="{html.escape(row.episode_id)}"></a>', height=0, margin=0),
+        pn.pane.HTML(f'<a id="{html_text(row.episode_id)}"></a>', height=0, margin=0),
         pn.pane.Markdown(
             episode_summary(selection.episode_info, selection.story), sizing_mode="stretch_width"
         ),
@@ -120,12 +125,12 @@ def build_pack(
         ids = scoped.scoped_episodes()["episode_id"].tolist()
         store = marks or MarkStore.beside(service.db.path)
         agenda = meeting_agenda(metrics, supervisor_id, meeting_date, store.marks_for(ids))
-    legend = " · ".join(f"{rank}. {label}" for rank, label in REASONS.values())
+    legend = reason_legend()
     head = pn.pane.HTML(
-        f"<h1>Supervision meeting · {html.escape(supervisor_id)} · {meeting_date:%d %b %Y}</h1>"
+        f"<h1>Supervision meeting · {html_text(supervisor_id)} · {meeting_date:%d %b %Y}</h1>"
         f"<p>{len(agenda)} client(s) on the agenda, strongest reason first ({html.escape(legend)}); "
         "clients discussed and not worse since move down. Data as of "
-        f"{metrics.as_of:%d %b %Y}. {html.escape(service.scope.describe())}.</p>" + agenda_html(agenda),
+        f"{metrics.as_of:%d %b %Y}. {html_text(service.scope.describe())}.</p>" + agenda_html(agenda),
         sizing_mode="stretch_width",
         name="pack-agenda",
     )

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pandas as pd
 import panel as pn
 import panel_material_ui as pmui
@@ -12,6 +14,7 @@ from panel.viewable import Viewer
 from alliance import style
 from alliance.db import DatabaseError
 from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_HELP
+from alliance.inert import html_text
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection
@@ -28,7 +31,7 @@ class ProblemView(Viewer):
     def __panel__(self):
         return pmui.Alert(
             title=self.title,
-            object=f"{self.problem}\n\n{self.remedy}",
+            object=f"{html_text(self.problem)}\n\n{self.remedy}",  # the problem quotes a path or a message
             alert_type="error",
             sizing_mode="stretch_width",
             name="problem",
@@ -63,14 +66,18 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
 
 
 class ClientPage(Viewer):
-    """Choose clinician, client and episode; see outcome and alliance on one axis with the episode's story."""
+    """Choose clinician, client and episode; see outcome and alliance on one axis with the episode's story.
+
+    Heading, summary, notes, methods and charts change together: while a choice is followed the episode view
+    keeps the old episode under Panel's loading indicator, then everything is swapped in one ``pn.io.hold()``.
+    """
 
     service = param.ClassSelector(class_=Service)
 
     def __init__(self, **params):
         super().__init__(**params)
         self.selection = ClientSelection(service=self.service)
-        self.charts = ClientCharts(selection=self.selection)
+        self.charts = ClientCharts(selection=self.selection, follow=False)  # shown by _show, with the rest
         sel = self.selection.param
         self.widgets = pn.Column(
             pmui.Select.from_param(sel.clinician, label="Clinician", searchable=True),
@@ -87,22 +94,43 @@ class ClientPage(Viewer):
         self.notes = pmui.Alert(
             alert_type="warning", title="What this episode lacks", sizing_mode="stretch_width", visible=False
         )
+        # Everything that belongs to one episode: loading and swapped as one.
+        self.episode_view = pn.Column(
+            self.summary,
+            self.notes,
+            self.charts,
+            self.methods,
+            sizing_mode="stretch_width",
+            name="episode-view",
+        )
         self.help = pmui.Accordion(
             ("How to read this page", pn.pane.Markdown(CLIENT_PAGE_HELP, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
             active=[],
         )
         self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
-        self._update_summary()
-        self.selection.param.watch(self._update_summary, ["story", "notes"])
+        self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
+        self.selection.param.watch(self._follow, ["busy"])
 
-    def _update_summary(self, *events):
+    def _follow(self, event) -> None:
+        """Loading indicator while the selection builds the story; then one swap of everything."""
+        if event.new:
+            self.episode_view.loading = True
+            return
+        sel = self.selection
+        # On the event loop when called from a server thread (Panel's --num-threads): one patch message.
+        pn.state.execute(partial(self._show, sel.episode_info, sel.story, list(sel.notes)))
+
+    def _show(self, info: dict, story, notes: list) -> None:
+        """Heading and summary, notes, charts and methods of one episode, sent to the browser together."""
+        methods = story.methods if story else []
         with pn.io.hold():
-            self.summary.object = episode_summary(self.selection.episode_info, self.selection.story)
-            methods = self.selection.story.methods if self.selection.story else []
+            self.summary.object = episode_summary(info, story)
+            self.notes.object = "\n".join(f"- {n}" for n in notes)
+            self.notes.visible = bool(notes)
+            self.charts.show(story)
             self.methods.object = "\n".join(f"- {m}" for m in methods) if methods else ""
-            self.notes.object = "\n".join(f"- {n}" for n in self.selection.notes)
-            self.notes.visible = bool(self.selection.notes)
+            self.episode_view.loading = False
 
     def follow_url(self) -> None:
         """Open ``?client=…&episode=…`` and keep the URL in step with the selection (shareable links)."""
@@ -117,10 +145,7 @@ class ClientPage(Viewer):
     def __panel__(self):
         return pn.Column(
             pn.Row(self.widgets[:3], sizing_mode="stretch_width"),
-            self.summary,
-            self.notes,
-            self.charts,
-            self.methods,
+            self.episode_view,
             self.help,
             self.scope_note,
             sizing_mode="stretch_width",
@@ -132,34 +157,27 @@ class ClientPage(Viewer):
         return pmui.Page(
             title="Alliance · Client",
             sidebar=[self.widgets, self.scope_note],
-            main=[
-                pn.Column(
-                    self.summary,
-                    self.notes,
-                    self.charts,
-                    self.methods,
-                    self.help,
-                    sizing_mode="stretch_width",
-                )
-            ],
+            main=[pn.Column(self.episode_view, self.help, sizing_mode="stretch_width")],
         )
 
 
 def _chip(status: str | None, words: str) -> str:
-    """A status as colour and words together (never colour alone)."""
+    """A status as colour and words together (never colour alone); the words are escaped."""
     if not status:
-        return words
-    colour = style.STATUS_COLOURS.get(status, "#999999")
+        return html_text(words)
+    colour = html_text(style.STATUS_COLOURS.get(status, "#999999"))
     return (
         f'<span style="background:{colour};color:white;padding:1px 8px;border-radius:8px;'
-        f'font-weight:600">{words}</span>'
+        f'font-weight:600">{html_text(words)}</span>'
     )
 
 
 def episode_summary(info: dict, story) -> str:
-    """The summary block: who, when, intake → latest, change, status with its reason, events, alliance."""
+    """The summary block (Markdown): who, when, intake → latest, change, status with its reason, events,
+    alliance. Every code and word that comes from the data is escaped (``alliance.inert.html_text``)."""
     if not info:
         return "### No episode selected"
+    t = html_text
 
     def day(d):
         return "—" if d is None or pd.isna(d) else f"{pd.Timestamp(d):%d %b %Y}"
@@ -177,9 +195,9 @@ def episode_summary(info: dict, story) -> str:
     if end.get("closed_by") == "inactivity":
         state += f" (no session for {int(end['days_since_last_session'])} days)"
     lines = [
-        f"### Client {info['client_id']} · episode {info['episode_id']}",
-        f"Clinician **{info['clinician_id']}** · {info['population']} · {info['n_sessions']} sessions, "
-        f"{day(info['start_date'])} – {day(info['last_session_date'])} · {state}",
+        f"### Client {t(info['client_id'])} · episode {t(info['episode_id'])}",
+        f"Clinician **{t(info['clinician_id'])}** · {t(info['population'])} · {info['n_sessions']} sessions, "
+        f"{day(info['start_date'])} – {day(info['last_session_date'])} · {t(state)}",
     ]
     ch = summary.get("change")
     if ch:
@@ -189,15 +207,15 @@ def episode_summary(info: dict, story) -> str:
         es = ch.get("effect_size")
         es_words = "" if es is None or pd.isna(es) else f", effect size {es:.2f}"
         if int(ch["n_ratings"]) < 2:
-            lines.append(f"**{code}** {ch['intake']:g} at intake (a single rating: no change yet)")
+            lines.append(f"**{t(code)}** {ch['intake']:g} at intake (a single rating: no change yet)")
         else:
             lines.append(
-                f"**{code}** {ch['intake']:g} → {ch['latest']:g} over {int(ch['n_ratings'])} ratings "
-                f"(improvement {ch['improvement']:+g} points{es_words}) · **{category}**"
+                f"**{t(code)}** {ch['intake']:g} → {ch['latest']:g} over {int(ch['n_ratings'])} ratings "
+                f"(improvement {ch['improvement']:+g} points{es_words}) · **{t(category)}**"
             )
     st = summary.get("status")
     if st and isinstance(st.get("status"), str):
-        lines.append(f"Status {_chip(st['status'], st['status_words'])} {st['reason']}")
+        lines.append(f"Status {_chip(st['status'], st['status_words'])} {t(st['reason'])}")
     sudden = summary.get("sudden")
     ae = summary.get("alliance_events")
     parts = []
@@ -223,9 +241,9 @@ def episode_summary(info: dict, story) -> str:
         code = story.alliance["instrument"].iloc[0]
         slope = summary.get("alliance_slope")
         trend = "" if slope is None or pd.isna(slope) else f", trend {slope:+.2f} points per session"
-        extra = "".join(f" · {summary[k]}" for k in ("ceiling", "late_decline") if k in summary)
+        extra = "".join(f" · {t(summary[k])}" for k in ("ceiling", "late_decline") if k in summary)
         lines.append(
-            f"**{code}** mean {summary['alliance_mean']:.1f} over {summary['alliance_n']} ratings"
+            f"**{t(code)}** mean {summary['alliance_mean']:.1f} over {summary['alliance_n']} ratings"
             f"{trend}{extra}"
         )
     return "\n\n".join(lines)
@@ -275,7 +293,9 @@ class CaseloadPage(Viewer):
             sizing_mode="stretch_width",
             active=[],
         )
-        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+        self.scope_note = pmui.Typography(
+            html_text(self.service.scope.describe()), variant="caption", name="scope"
+        )
 
     def _main(self):
         return pn.Column(
@@ -317,13 +337,11 @@ class ComparisonPage(Viewer):
     service = param.ClassSelector(class_=Service)
 
     def __init__(self, **params):
-        from alliance.caseload import alliance_sessions
-        from alliance.state import service_metrics
+        from alliance.datastore import DataStore
         from alliance.views.comparison import CaterpillarPlot, ComparisonState, ComparisonTable, FunnelPlot
 
         super().__init__(**params)
-        metrics = service_metrics(self.service).for_scope(self.service)
-        self.state = ComparisonState(metrics, alliance_sessions(metrics))
+        self.state = ComparisonState(DataStore(db=self.service.db, scope=self.service.scope))
         sp = self.state.param
         self.widgets = pn.Column(
             pmui.Select.from_param(sp.instrument, label="Outcome measure"),
@@ -340,7 +358,9 @@ class ComparisonPage(Viewer):
         self.funnel = FunnelPlot(state=self.state)
         self.caterpillar = CaterpillarPlot(state=self.state)
         self.how_to_read = pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width")
-        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+        self.scope_note = pmui.Typography(
+            html_text(self.service.scope.describe()), variant="caption", name="scope"
+        )
 
     def _main(self):
         return pn.Column(

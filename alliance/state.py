@@ -3,40 +3,36 @@ episode's story (every layer the page draws). No UI here — tests set parameter
 
 from __future__ import annotations
 
-import threading
-
 import pandas as pd
 import param
 
-from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.clinical import ClinicalMetrics
+from alliance.datastore import _service_metrics, forget_cached_reads
 from alliance.episode import EpisodeStory, build_story
 from alliance.service import Service
-from alliance.store import metrics_for
-
-_SERVICE_METRICS: dict[str, ClinicalMetrics] = {}
-_LOCK = threading.Lock()
 
 
 def service_metrics(service: Service) -> ClinicalMetrics:
-    """The service-wide metrics for a database, shared per process: read from the metrics store when it is
-    current (alliance.store), else computed. Narrow them with ``for_scope``: the store is read by scope in
-    SQL.
+    """The service-wide metrics for a database, shared per process and data version (alliance.datastore):
+    read from the metrics store when it is current, else computed. Narrow them with ``for_scope``: the store
+    is read by scope in SQL.
     """
-    key = str(service.db.path.resolve())
-    with _LOCK:
-        if key not in _SERVICE_METRICS:
-            _SERVICE_METRICS[key] = metrics_for(service, MetricSettings())
-        return _SERVICE_METRICS[key]
+    return _service_metrics(str(service.db.path.resolve()), service.db.data_version)
 
 
 def forget_service_metrics() -> None:
-    """Drop the shared aggregates (tests; a server whose database file changed)."""
-    with _LOCK:
-        _SERVICE_METRICS.clear()
+    """Drop the shared metrics and every cached read (tests; a server whose database file changed)."""
+    forget_cached_reads()
 
 
 class ClientSelection(param.Parameterized):
-    """Cascading selection clinician → client → episode → instruments, and the chosen episode's story."""
+    """Cascading selection clinician → client → episode → instruments, and the chosen episode's story.
+
+    Every choice runs one cascade: the lists below the changed choice are refreshed, the episode's ratings are
+    read, and the story is built **once**, at the end, and published together with ``ratings``,
+    ``episode_info`` and ``notes`` in one batch of events. ``busy`` is True from the start of a cascade until
+    the story is published (pages show their loading indicator meanwhile).
+    """
 
     service = param.ClassSelector(class_=Service, doc="Scoped data access.")
     clinician = param.Selector(objects=[], doc="Clinician code.")
@@ -54,18 +50,21 @@ class ClientSelection(param.Parameterized):
     episode_info = param.Dict(default={}, doc="The chosen episode's row from Service.episodes.")
     notes = param.List(default=[], item_type=str, doc="What the current episode lacks, in words.")
     story = param.ClassSelector(class_=EpisodeStory, allow_None=True, doc="Every layer the page draws.")
+    busy = param.Boolean(default=False, doc="True while a choice is being followed (the story being built).")
 
     def __init__(self, **params):
         super().__init__(**params)
         self._episodes = pd.DataFrame()
-        self._following_client = False
+        self._ratings: pd.DataFrame | None = None  # the chosen episode's, published with the story
+        self._cascading = False
+        self.param.watch(self._chosen, list(self._STEPS))
         clinicians = self.service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
         self.param.clinician.objects = list(ids)
         if self.clinician not in ids:
-            self.clinician = ids[0] if ids else None
+            self.clinician = ids[0] if ids else None  # the watcher runs the cascade
         else:
-            self._update_clients()
+            self._cascade(self._choose_clients)
 
     @property
     def metrics(self) -> ClinicalMetrics:
@@ -78,46 +77,80 @@ class ClientSelection(param.Parameterized):
             return  # unknown or out of scope: nothing changes
         row = episodes[episodes["episode_id"] == episode] if episode else episodes.iloc[:0]
         row = row.iloc[0] if len(row) else episodes.iloc[0]
-        self.clinician = row["clinician_id"]
-        if self.client != client:
-            self.client = client
-        if self.episode != row["episode_id"]:
-            self.episode = row["episode_id"]
 
-    @param.depends("clinician", watch=True)
-    def _update_clients(self):
+        def choose():
+            if self.clinician != row["clinician_id"] or client not in self.param.client.objects:
+                self.clinician = row["clinician_id"]
+                self._choose_clients(client, row["episode_id"], episodes)
+            else:
+                self.client = client
+                self._choose_episodes(row["episode_id"], episodes)
+
+        self._cascade(choose)
+
+    # -- the cascade ----------------------------------------------------------------------------------
+    # One watcher starts a cascade at the highest choice that changed (several may change in one batch, e.g.
+    # from the URL); inside a cascade each step sets the choice below it (widgets follow those events) and
+    # calls the next step itself, so the events of those choices start nothing.
+    _STEPS = {
+        "clinician": "_choose_clients",
+        "client": "_choose_episodes",
+        "episode": "_choose_instruments",
+        "outcome_instrument": None,
+        "alliance_instrument": None,
+    }
+
+    def _chosen(self, *events) -> None:
+        changed = {e.name for e in events}
+        step = next((s for name, s in self._STEPS.items() if name in changed and s), None)
+        self._cascade(getattr(self, step) if step else lambda: None)
+
+    def _cascade(self, step) -> None:
+        """Run ``step`` (which sets the choices below it), then build and publish the story once."""
+        if self._cascading:
+            return  # a running cascade set this choice and goes on with the steps below it itself
+        self._cascading = True
+        try:
+            self.busy = True
+            step()
+            self._publish()
+        finally:
+            self._cascading = False
+            self.busy = False  # normally already False, published with the story
+
+    def _choose_clients(self, client=None, episode=None, episodes=None) -> None:
         clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
         # Copies: a Selector without check_on_set appends new values to its objects list.
         self.param.client.objects = list(clients)
-        if self.client in clients:
-            self._update_episodes()
-        else:
-            self.client = clients[0] if clients else None
+        if client not in clients:
+            client, episode, episodes = (self.client if self.client in clients else None), None, None
+        if client is None:
+            client = clients[0] if clients else None
+        self.client = client
+        self._choose_episodes(episode, episodes)
 
-    @param.depends("client", watch=True)
-    def _update_episodes(self):
-        episodes = self.service.episodes(self.client) if self.client else pd.DataFrame()
+    def _choose_episodes(self, episode=None, episodes=None) -> None:
+        if episodes is None:
+            episodes = self.service.episodes(self.client) if self.client else pd.DataFrame()
         # A client may have episodes with several clinicians: the chosen clinician's come first.
         if not episodes.empty and self.clinician:
             episodes = episodes.sort_values("clinician_id", key=lambda c: c != self.clinician, kind="stable")
         self._episodes = episodes
         ids = episodes["episode_id"].tolist() if not episodes.empty else []
         self.param.episode.objects = list(ids)
-        if self.episode in ids:
-            self._update_ratings()
-        else:
-            self.episode = ids[0] if ids else None
+        if episode not in ids:
+            episode = self.episode if self.episode in ids else (ids[0] if ids else None)
+        self.episode = episode
+        self._choose_instruments()
 
-    @param.depends("episode", watch=True)
-    def _update_ratings(self):
+    def _choose_instruments(self) -> None:
         if not self.episode or self._episodes.empty:
-            self.episode_info, self.notes = {}, ["This client has no episode you can see."]
-            self.ratings, self.story = None, None
+            self._ratings = None
             return
         info = self._episodes.set_index("episode_id").loc[self.episode]
         outcome = list(info["outcome_instruments"])
         alliance = list(info["alliance_instruments"])
-        ratings = self.service.episode_ratings(self.episode)
+        self._ratings = self.service.episode_ratings(self.episode)
         with param.parameterized.batch_call_watchers(self):
             self.param.outcome_instrument.objects = list(outcome)
             self.param.alliance_instrument.objects = list(alliance)
@@ -131,35 +164,39 @@ class ClientSelection(param.Parameterized):
                 if self.alliance_instrument in alliance
                 else (alliance[0] if alliance else None)
             )
-            self.episode_info = {"episode_id": self.episode, **info.to_dict()}
-            self.ratings = ratings
 
-    @param.depends("ratings", "outcome_instrument", "alliance_instrument", watch=True)
-    def _update_story(self):
-        if self.ratings is None:
-            self.story = None
-            return
-        info = self.episode_info
-        metrics = self.metrics.for_episode(
-            {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
-            self.ratings,
-        )
-        items = (
-            self.service.episode_items(self.episode, self.alliance_instrument)
-            if self.alliance_instrument
-            else None
-        )
-        story = build_story(
-            info, self.ratings, metrics, self.outcome_instrument, self.alliance_instrument, items
-        )
-        with param.parameterized.batch_call_watchers(self):
-            self.notes = (
+    def _publish(self) -> None:
+        """Build the chosen episode's story (the one build of a cascade) and publish it in one batch."""
+        ratings = self._ratings
+        if not self.episode or self._episodes.empty or ratings is None:
+            info, story, notes = {}, None, ["This client has no episode you can see."]
+        else:
+            row = self._episodes.set_index("episode_id").loc[self.episode]
+            info = {"episode_id": self.episode, **row.to_dict()}
+            metrics = self.metrics.for_episode(
+                {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
+                ratings,
+            )
+            items = (
+                self.service.episode_items(self.episode, self.alliance_instrument)
+                if self.alliance_instrument
+                else None
+            )
+            story = build_story(
+                info, ratings, metrics, self.outcome_instrument, self.alliance_instrument, items
+            )
+            notes = (
                 self._describe_gaps(
-                    self.ratings, list(info["outcome_instruments"]), list(info["alliance_instruments"])
+                    ratings, list(info["outcome_instruments"]), list(info["alliance_instruments"])
                 )
                 + story.notes
             )
+        with param.parameterized.batch_call_watchers(self):
+            self.episode_info = info
+            self.ratings = ratings
+            self.notes = notes
             self.story = story
+            self.busy = False
 
     @staticmethod
     def _describe_gaps(ratings: pd.DataFrame, outcome: list, alliance: list) -> list[str]:

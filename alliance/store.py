@@ -34,13 +34,14 @@ from alliance.scope import Scope
 from alliance.service import Service
 
 #: Version of the stored layout; a store written by another layout is stale.
-STORE_VERSION = "1"
+STORE_VERSION = "2"
 
 #: Stored table → (ClinicalMetrics attribute, named query that reads it back).
 TABLES: dict[str, tuple[str, str]] = {
     "metrics_episode_change": ("episode_change", "metrics_episode_change"),
     "metrics_sudden_events": ("sudden_events", "metrics_sudden_events"),
     "metrics_alliance_events": ("alliance_events", "metrics_alliance_events"),
+    "metrics_episode_alliance": ("episode_alliance", "metrics_episode_alliance"),
     "metrics_etr_bands": ("etr_bands", "metrics_etr_bands"),
     "metrics_episode_status": ("episode_status", "metrics_episode_status"),
     "metrics_episode_end": ("episode_end", "metrics_episode_end"),
@@ -53,7 +54,8 @@ def settings_key(settings: MetricSettings) -> str:
     """A stable digest of every setting that changes a metric (the date excluded: it is stamped apart)."""
     plain = dataclasses.asdict(dataclasses.replace(settings, as_of=None))
     text = json.dumps(plain, sort_keys=True, default=str)
-    return hashlib.sha256(f"{STORE_VERSION}|{text}".encode()).hexdigest()[:32]
+    layout = ",".join(sorted(TABLES))  # a store written with other tables is stale too
+    return hashlib.sha256(f"{STORE_VERSION}|{layout}|{text}".encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -195,7 +197,14 @@ class StoredMetrics(ClinicalMetrics):
     hold (an episode's session-by-session status, metrics as of an earlier date) is computed as before.
     """
 
-    SCOPED = ("episode_change", "sudden_events", "alliance_events", "episode_status", "episode_end")
+    SCOPED = (
+        "episode_change",
+        "sudden_events",
+        "alliance_events",
+        "episode_alliance",
+        "episode_status",
+        "episode_end",
+    )
 
     def for_scope(self, service: Service) -> ClinicalMetrics:
         m = StoredMetrics(service, self.settings)
@@ -220,6 +229,10 @@ class StoredMetrics(ClinicalMetrics):
     @cached_property
     def alliance_events(self) -> pd.DataFrame:
         return self._read("alliance_events")
+
+    @cached_property
+    def episode_alliance(self) -> pd.DataFrame:
+        return self._read("episode_alliance")
 
     @cached_property
     def etr_bands(self) -> pd.DataFrame:

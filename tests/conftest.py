@@ -5,20 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import panel as pn
 import pytest
 
-from alliance import config
 from alliance.db import forget_databases
 from alliance.importer import import_csv
 from alliance.schema import create_schema
+from alliance.serving import Server, free_port, wait_for_http  # noqa: F401 — used by the tiers
 from alliance.state import forget_service_metrics
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,76 +63,6 @@ def _fresh_connections():
     forget_databases()
     forget_service_metrics()
     pn.state.reset()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_http(url: str, timeout: float = 90.0) -> None:
-    """Wait until ``url`` answers (the server has started), or fail."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except OSError as exc:
-            last = exc
-        time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
-
-
-class Server:
-    """A real `panel serve` of every notebook in dashboards/ against one database."""
-
-    def __init__(self, db: Path, log: Path):
-        self.port = free_port()
-        self.url = f"http://localhost:{self.port}"
-        self.log = log
-        env = {**os.environ, config.DB_ENV: str(db)}
-        notebooks = sorted(str(p) for p in (REPO / "dashboards").glob("*.ipynb"))
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "panel",
-                "serve",
-                *notebooks,
-                "--port",
-                str(self.port),
-                "--address",
-                "127.0.0.1",
-                "--allow-websocket-origin",
-                f"localhost:{self.port}",
-                "--allow-websocket-origin",
-                f"127.0.0.1:{self.port}",
-                "--num-threads",
-                "2",
-                "--disable-index-redirect",  # the index lists the pages even when there is one
-                "--index",
-                str(REPO / "alliance" / "templates" / "index.html"),
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_for_http(self.url + "/client")
-        except TimeoutError:
-            self.stop()
-            raise AssertionError(f"panel serve did not start:\n{log.read_text()[-3000:]}") from None
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
 
 
 @pytest.fixture(scope="session")

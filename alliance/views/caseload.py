@@ -12,6 +12,7 @@ from bokeh.models import OpenURL, TapTool
 from panel.viewable import Viewer
 
 from alliance import style
+from alliance.inert import html_text, link
 
 SESSION = hv.Dimension("session_number", label="Session")
 CHANGE = hv.Dimension("change", label="Change from intake (up = better)")
@@ -19,17 +20,20 @@ CHANGE2 = hv.Dimension("change_top", label="Change (band top)")
 
 
 def client_link(client_id: str, episode_id: str) -> str:
-    """A link to the client page for one episode (relative, so it works behind any prefix)."""
-    return f'<a href="client?client={client_id}&episode={episode_id}">{client_id}</a>'
+    """A link to the client page for one episode (relative, so it works behind any prefix). The codes are
+    URL-encoded in the address and escaped in the text (a Tabulator ``html`` cell, never read as Markdown,
+    so its header filter still matches the code as typed)."""
+    return link("client", {"client": client_id, "episode": episode_id}, client_id, markdown=False)
 
 
 def status_chip(status, words) -> str:
     if not isinstance(status, str):
         return ""
-    colour = style.STATUS_COLOURS.get(status, "#999999")
+    colour = html_text(style.STATUS_COLOURS.get(status, "#999999"), markdown=False)
     return (
         f'<span style="background:{colour};color:white;padding:0 6px;border-radius:6px">'
-        f"{style.STATUS_SYMBOLS.get(status, '')} {words}</span>"
+        f"{html_text(style.STATUS_SYMBOLS.get(status, ''), markdown=False)} "
+        f"{html_text(words, markdown=False)}</span>"
     )
 
 
@@ -118,7 +122,11 @@ class Headlines(Viewer):
                 ci = f"95 % CI {_pct(r.low)}–{_pct(r.high)} · n = {r.n}" if r.n else "n = 0"
             cards.append(
                 pmui.Paper(
-                    pn.pane.Markdown(f"### {value}\n{r.figure}  \n<small>{ci}</small>"), width=190, margin=4
+                    pn.pane.Markdown(
+                        f"### {html_text(value)}\n{html_text(r.figure)}  \n<small>{html_text(ci)}</small>"
+                    ),
+                    width=190,
+                    margin=4,
                 )
             )
         self._row.objects = cards

@@ -1,9 +1,10 @@
 """The client page's charts: outcome above alliance on one shared axis (session number or date), with the
 expected course, the reliable-change band, events and an optional item breakdown.
 
-Each layer is its own ``hv.DynamicMap`` (one element type each) bound to the episode story, so choosing
-another episode patches the existing plots instead of rebuilding the page, and zoom is linked through the
-shared x dimension. Switching the axis or the breakdown swaps between layouts built once, lazily.
+Each chart is one ``hv.DynamicMap`` drawing all its layers from the episode story, and one ``hv.streams.Pipe``
+feeds every chart: choosing another episode is one refresh per chart, patching the existing plots instead of
+rebuilding the page, and zoom is linked through the shared x dimension. Switching the axis or the breakdown
+builds the layout for it.
 """
 
 from __future__ import annotations
@@ -46,15 +47,34 @@ def _xcol(axis: str) -> str:
 
 
 class ClientCharts(Viewer):
-    """Outcome, alliance, optional items, and the events strip, sharing the horizontal axis."""
+    """Outcome, alliance, optional items, and the events strip, sharing the horizontal axis.
+
+    Each chart is one ``hv.DynamicMap`` that draws all its layers from the episode story, and every chart is
+    fed by one ``hv.streams.Pipe``: a new story is one refresh per chart, patching the existing Bokeh plots.
+    With ``follow`` (the default) the charts redraw when the selection's story changes; a page that swaps
+    several views together sets ``follow=False`` and calls :meth:`show` inside its own ``pn.io.hold()``.
+    Each figure carries the episode it draws in its Bokeh ``tags`` (``episode:<id>``).
+    """
 
     selection = param.ClassSelector(class_=ClientSelection)
+    follow = param.Boolean(default=True, doc="Redraw when the selection's story changes.")
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._layouts: dict[tuple[str, str], hv.Layout] = {}
+        self._story = self.selection.story  # the story shown (sent to the pipe)
+        self._drawn = self._story  # the story the charts' last frames were drawn from
+        self._pipe = hv.streams.Pipe(data=self._story)
+        self._styles: dict = {}  # option key -> the element that holds those options (see _styled)
         self._pane = pn.pane.HoloViews(self._layout(), sizing_mode="stretch_width", name="client-charts")
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
+        if self.follow:
+            self.selection.param.watch(lambda event: self.show(event.new), ["story"])
+
+    def show(self, story) -> None:
+        """Draw ``story`` on every chart: one event on the charts' stream, one refresh per chart."""
+        self._story = story
+        with pn.io.hold():
+            self._pipe.event(data=story)
 
     # -- composition ------------------------------------------------------------------------------------
     @property
@@ -62,23 +82,55 @@ class ClientCharts(Viewer):
         return self._pane.object
 
     def _layout(self) -> hv.Layout:
-        key = (self.selection.x_axis, self.selection.breakdown)
-        if key not in self._layouts:
-            axis, breakdown = key
-            panels = [self._outcome_panel(axis), self._alliance_panel(axis)]
-            if breakdown == "items as lines":
-                panels.append(self._item_lines(axis))
-            elif breakdown == "items as heat strip":
-                panels.append(self._item_heat(axis))
-            panels.append(self._events_strip(axis))
-            self._layouts[key] = hv.Layout(panels).cols(1).opts(shared_axes=True, merge_tools=True)
-        return self._layouts[key]
+        """The charts for the current axis and breakdown (built when either changes; rendered anew)."""
+        axis, breakdown = self.selection.x_axis, self.selection.breakdown
+        # A fresh stream per layout: a plot of a layout no longer shown never hears of a new story.
+        self._pipe = hv.streams.Pipe(data=self._story)
+        panels = [
+            self._chart(self._outcome_overlay, axis),
+            self._chart(self._alliance_overlay, axis),
+        ]
+        if breakdown == "items as lines":
+            panels.append(self._item_lines(axis))
+        elif breakdown == "items as heat strip":
+            panels.append(self._item_heat(axis))
+        panels.append(self._events_strip(axis))
+        layout = hv.Layout(panels).cols(1).opts(shared_axes=True, merge_tools=True)
+        for chart in layout:
+            chart.id = None  # .opts gave the charts the Layout's option id too: no options to apply per frame
+        return layout
 
     def _update_layout(self, *events):
         self._pane.object = self._layout()
 
-    def _bind(self, fn, axis):
-        return hv.DynamicMap(pn.bind(fn, self.selection.param.story, axis))
+    def _chart(self, draw, axis) -> hv.DynamicMap:
+        """One chart: ``draw(story, axis)`` returns all its layers, evaluated once per story."""
+
+        def frame(data):
+            self._drawn = data
+            return draw(data, axis)
+
+        return hv.DynamicMap(frame, streams=[self._pipe], cache_size=1)
+
+    def _styled(self, element, key, *options, **kwargs):
+        """``element`` with the options registered for ``key``: set once, then shared by every frame through
+        HoloViews' option id, so no frame is cloned to apply options (``.opts`` on a frame, or on the
+        DynamicMap, which re-applies them to the whole overlay on each frame)."""
+        template = self._styles.get(key)
+        if template is None:
+            # Kept alive here: HoloViews drops an option tree once no object carries its id.
+            template = self._styles[key] = element.opts(*options, **kwargs)
+        element.id = template.id
+        return element
+
+    def _tag_episode(self, plot, element) -> None:
+        """Hook: the episode a figure draws, in its Bokeh ``tags`` (read by the browser tests)."""
+        info = self._drawn.summary.get("info", {}) if self._drawn is not None else {}
+        plot.state.tags = [f"episode:{info.get('episode_id', '')}"]
+
+    def _panel(self, layers: list, axis: str) -> hv.Overlay:
+        """One chart's layers, with the chart's options."""
+        return self._styled(hv.Overlay(layers), ("panel", axis), self._panel_opts(axis))
 
     def _panel_opts(self, axis: str, height: int = style.PANEL_HEIGHT, **extra):
         opts = dict(
@@ -89,24 +141,27 @@ class ClientCharts(Viewer):
             show_legend=False,
             default_tools=["xpan", "xwheel_zoom", "reset", "save"],
             active_tools=["xwheel_zoom"],
+            hooks=[self._tag_episode],
         )
         if axis == "session":
             opts["xticks"] = BasicTicker(min_interval=1)  # sessions are whole numbers
         return hv.opts.Overlay(**opts, **extra)
 
     # -- outcome --------------------------------------------------------------------------------------
-    def _outcome_panel(self, axis: str) -> hv.Overlay:
-        layers = [
-            self._bind(self._etr_outer, axis),
-            self._bind(self._etr_inner, axis),
-            self._bind(self._etr_median, axis),
-            self._bind(self._rc_band, axis),
-            self._bind(self._outcome_cutoff, axis),
-            self._bind(self._outcome_line, axis),
-            self._bind(self._sudden, axis),
-            self._bind(self._outcome_points, axis),
-        ]
-        return hv.Overlay(layers).collate().opts(self._panel_opts(axis))
+    def _outcome_overlay(self, story, axis: str) -> hv.Overlay:
+        return self._panel(
+            [
+                self._etr_outer(story, axis),
+                self._etr_inner(story, axis),
+                self._etr_median(story, axis),
+                self._rc_band(story, axis),
+                self._outcome_cutoff(story, axis),
+                self._outcome_line(story, axis),
+                self._sudden(story, axis),
+                self._outcome_points(story, axis),
+            ],
+            axis,
+        )
 
     def _x(
         self,
@@ -121,6 +176,10 @@ class ClientCharts(Viewer):
         return pd.to_datetime(frame[date_column])
 
     def _area(self, story, axis, lo, hi, colour, alpha, frame_name="band"):
+        area = self._area_element(story, axis, lo, hi, frame_name)
+        return self._styled(area, ("area", lo), color=colour, alpha=alpha, line_alpha=0)
+
+    def _area_element(self, story, axis, lo, hi, frame_name):
         frame = getattr(story, frame_name) if story else None
         y, y2 = OUTCOME, OUTCOME2
         if frame is None or frame.empty:
@@ -135,7 +194,7 @@ class ClientCharts(Viewer):
         data = pd.DataFrame(
             {_xcol(axis): self._x(frame, axis), y.name: frame[lo], y2.name: frame[hi]}
         ).dropna()
-        return hv.Area(data, X[axis], [y, y2]).opts(color=colour, alpha=alpha, line_alpha=0)
+        return hv.Area(data, X[axis], [y, y2])
 
     def _etr_outer(self, story, axis):
         return self._area(story, axis, "p10", "p90", style.BAND_COLOUR, 0.15)
@@ -146,7 +205,7 @@ class ClientCharts(Viewer):
     def _rc_band(self, story, axis):
         return self._area(story, axis, "low", "high", style.RC_BAND_COLOUR, 0.12, "rc_band")
 
-    def _curve(self, frame, axis, y, column, **opts):
+    def _curve(self, key, frame, axis, y, column, **opts):
         if frame is None or frame.empty:
             data = pd.DataFrame(
                 {
@@ -156,10 +215,11 @@ class ClientCharts(Viewer):
             )
         else:
             data = pd.DataFrame({_xcol(axis): self._x(frame, axis), y.name: frame[column]}).dropna()
-        return hv.Curve(data, X[axis], y).opts(**opts)
+        return self._styled(hv.Curve(data, X[axis], y), ("curve", key), **opts)
 
     def _etr_median(self, story, axis):
         return self._curve(
+            "median",
             story.band if story else None,
             axis,
             OUTCOME,
@@ -174,9 +234,14 @@ class ClientCharts(Viewer):
         range always spans the whole scale, so a score's place on it reads at a glance."""
         lo, hi = story.scales[construct] if story else (0, 1)
         cutoff = story.cutoffs.get(construct) if story else None
-        line = hv.HLine(np.nan if cutoff is None else cutoff)
-        return line.opts(
-            color=style.CUTOFF_COLOUR, line_dash="dashed", line_width=1.5, ylim=(lo, hi + (hi - lo) * 0.04)
+        ylim = (lo, hi + (hi - lo) * 0.04)
+        return self._styled(
+            hv.HLine(np.nan if cutoff is None else cutoff),
+            ("cutoff", ylim),
+            color=style.CUTOFF_COLOUR,
+            line_dash="dashed",
+            line_width=1.5,
+            ylim=ylim,
         )
 
     def _outcome_cutoff(self, story, axis):
@@ -185,7 +250,7 @@ class ClientCharts(Viewer):
     def _outcome_line(self, story, axis):
         frame = story.outcome.dropna(subset=["score"]) if story else None
         return self._curve(
-            frame, axis, OUTCOME, "score", color=style.CONSTRUCT_COLOURS["outcome"], line_width=2
+            "outcome", frame, axis, OUTCOME, "score", color=style.CONSTRUCT_COLOURS["outcome"], line_width=2
         )
 
     def _outcome_points(self, story, axis):
@@ -205,7 +270,9 @@ class ClientCharts(Viewer):
                 "status": frame["status"].fillna("intake") if len(frame) else pd.Series(dtype=str),
             }
         )
-        return hv.Scatter(data, X[axis], [OUTCOME, "description", "colour", "marker", "status"]).opts(
+        return self._styled(
+            hv.Scatter(data, X[axis], [OUTCOME, "description", "colour", "marker", "status"]),
+            ("outcome points", ylabel),
             color="colour",
             marker="marker",
             size=12,
@@ -228,7 +295,7 @@ class ClientCharts(Viewer):
                 empty.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name}),
                 self._corner_dims(axis, OUTCOME),
                 ["description", "colour", "kind"],
-            )
+            )  # nothing drawn: no options needed
         x0 = frame["session_number"] if axis == "session" else pd.to_datetime(frame["date0"])
         x1 = frame["x1"] if axis == "session" else pd.to_datetime(frame["date1"])
         data = pd.DataFrame(
@@ -243,7 +310,9 @@ class ClientCharts(Viewer):
             }
         )
         data = data.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name})
-        return hv.Segments(data, self._corner_dims(axis, OUTCOME), ["description", "colour", "kind"]).opts(
+        return self._styled(
+            hv.Segments(data, self._corner_dims(axis, OUTCOME), ["description", "colour", "kind"]),
+            "sudden",
             color="colour",
             line_width=7,
             alpha=0.45,
@@ -257,16 +326,18 @@ class ClientCharts(Viewer):
         return [X[axis], y, X[axis].clone("x1"), y.clone("y1")]
 
     # -- alliance -------------------------------------------------------------------------------------
-    def _alliance_panel(self, axis: str) -> hv.Overlay:
-        layers = [
-            self._bind(self._rupture_spans, axis),
-            self._bind(self._alliance_cutoff, axis),
-            self._bind(self._alliance_line, axis),
-            self._bind(self._dips, axis),
-            self._bind(self._alliance_points, axis),
-            self._bind(self._rupture_marks, axis),
-        ]
-        return hv.Overlay(layers).collate().opts(self._panel_opts(axis))
+    def _alliance_overlay(self, story, axis: str) -> hv.Overlay:
+        return self._panel(
+            [
+                self._rupture_spans(story, axis),
+                self._alliance_cutoff(story, axis),
+                self._alliance_line(story, axis),
+                self._dips(story, axis),
+                self._alliance_points(story, axis),
+                self._rupture_marks(story, axis),
+            ],
+            axis,
+        )
 
     def _rupture_spans(self, story, axis):
         frame = story.ruptures if story else pd.DataFrame()
@@ -282,7 +353,7 @@ class ClientCharts(Viewer):
                 empty.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name}),
                 dims,
                 ["description", "colour", "span"],
-            )
+            )  # nothing drawn: no options needed
         if axis == "session":
             x0, x1 = frame["session_number"] - 0.4, frame["end_session"] + 0.4
         else:
@@ -304,7 +375,9 @@ class ClientCharts(Viewer):
             }
         )
         data = data.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name})
-        return hv.Rectangles(data, dims, ["description", "colour", "span"]).opts(
+        return self._styled(
+            hv.Rectangles(data, dims, ["description", "colour", "span"]),
+            "rupture spans",
             color="colour",
             alpha=0.15,
             line_alpha=0,
@@ -318,10 +391,16 @@ class ClientCharts(Viewer):
     def _alliance_line(self, story, axis):
         frame = story.alliance.dropna(subset=["score"]) if story else None
         return self._curve(
-            frame, axis, ALLIANCE, "score", color=style.CONSTRUCT_COLOURS["alliance"], line_width=2
+            "alliance",
+            frame,
+            axis,
+            ALLIANCE,
+            "score",
+            color=style.CONSTRUCT_COLOURS["alliance"],
+            line_width=2,
         )
 
-    def _points(self, frame, axis, y, colour_col, marker, size, hover=True, **opts):
+    def _points(self, key, frame, axis, y, colour_col, marker, size, **opts):
         if axis == "date" and len(frame):
             frame = frame.dropna(subset=["session_date"])
         data = pd.DataFrame(
@@ -332,10 +411,16 @@ class ClientCharts(Viewer):
                 "colour": frame[colour_col] if len(frame) else pd.Series(dtype=str),
             }
         )
-        el = hv.Scatter(data, X[axis], [y, "description", "colour"]).opts(
-            color="colour", marker=marker, size=size, **opts
+        return self._styled(
+            hv.Scatter(data, X[axis], [y, "description", "colour"]),
+            key,
+            color="colour",
+            marker=marker,
+            size=size,
+            tools=["hover"],
+            hover_tooltips=[("", "@description")],
+            **opts,
         )
-        return el.opts(tools=["hover"], hover_tooltips=[("", "@description")]) if hover else el
 
     def _alliance_points(self, story, axis):
         frame = story.alliance.dropna(subset=["score"]) if story else pd.DataFrame()
@@ -349,8 +434,16 @@ class ClientCharts(Viewer):
             if story and len(story.alliance)
             else "Alliance"
         )
-        return self._points(frame, axis, ALLIANCE, "colour", "circle", 10, line_color="white").opts(
-            ylabel=ylabel
+        return self._points(
+            ("alliance points", ylabel),
+            frame,
+            axis,
+            ALLIANCE,
+            "colour",
+            "circle",
+            10,
+            line_color="white",
+            ylabel=ylabel,
         )
 
     def _dips(self, story, axis):
@@ -359,7 +452,7 @@ class ClientCharts(Viewer):
             frame = frame.assign(
                 colour="#999999", score=frame["score"] - 0.8
             )  # just under the point, quietly
-        return self._points(frame, axis, ALLIANCE, "colour", "inverted_triangle", 6, alpha=0.6)
+        return self._points("dips", frame, axis, ALLIANCE, "colour", "inverted_triangle", 6, alpha=0.6)
 
     def _rupture_marks(self, story, axis):
         frame = story.ruptures if story else pd.DataFrame()
@@ -369,7 +462,7 @@ class ClientCharts(Viewer):
                 session_date=frame["date0"],
                 description="Rupture: " + frame["description"],
             )
-        return self._points(frame, axis, ALLIANCE, "colour", "x", 18, line_width=3)
+        return self._points("rupture marks", frame, axis, ALLIANCE, "colour", "x", 18, line_width=3)
 
     # -- items ------------------------------------------------------------------------------------------
     def _items_frame(self, story, axis):
@@ -383,55 +476,62 @@ class ClientCharts(Viewer):
             frame = self._items_frame(story, axis)
             y = hv.Dimension("item_score", label="Item or subscale")
             if frame.empty:
-                return hv.NdOverlay(
-                    {
-                        "none": hv.Curve(
-                            pd.DataFrame(
-                                {_xcol(axis): pd.Series(dtype=float), y.name: pd.Series(dtype=float)}
-                            ),
-                            X[axis],
-                            y,
-                        )
-                    }
-                )
-            return hv.NdOverlay(
-                {
+                empty = pd.DataFrame({_xcol(axis): pd.Series(dtype=float), y.name: pd.Series(dtype=float)})
+                curves = {"none": hv.Curve(empty, X[axis], y)}
+            else:
+                curves = {
                     label: hv.Curve(
                         pd.DataFrame({_xcol(axis): self._x(sub, axis), y.name: sub["score"]}), X[axis], y
                     )
                     for label, sub in frame.groupby("label", sort=False)
-                },
-                kdims="item",
-            ).opts(hv.opts.Curve(tools=["hover"]))
+                }
+            overlay = self._styled(
+                hv.NdOverlay(curves, kdims="item"),
+                "item lines",
+                hv.opts.NdOverlay(
+                    responsive=True,
+                    height=220,
+                    show_legend=True,
+                    legend_position="right",
+                    hooks=[self._tag_episode],
+                ),
+                hv.opts.Curve(tools=["hover"]),
+            )
+            for curve in overlay:  # the template's option tree holds the Curve options too
+                curve.id = overlay.id
+            return overlay
 
-        return self._bind(lines, axis).opts(
-            hv.opts.NdOverlay(responsive=True, height=220, show_legend=True, legend_position="right")
-        )
+        return self._chart(lines, axis)
 
     def _item_heat(self, axis):
         def heat(story, axis):
             frame = self._items_frame(story, axis)
             z = hv.Dimension("item_score", label="Score")
             if frame.empty:
-                return hv.HeatMap(
-                    pd.DataFrame(
-                        {
-                            _xcol(axis): pd.Series(dtype=float),
-                            "label": pd.Series(dtype=str),
-                            z.name: pd.Series(dtype=float),
-                        }
-                    ),
-                    [X[axis], "label"],
-                    z,
+                data = pd.DataFrame(
+                    {
+                        _xcol(axis): pd.Series(dtype=float),
+                        "label": pd.Series(dtype=str),
+                        z.name: pd.Series(dtype=float),
+                    }
                 )
-            data = pd.DataFrame(
-                {_xcol(axis): self._x(frame, axis), "label": frame["label"], z.name: frame["score"]}
-            )
-            return hv.HeatMap(data, [X[axis], "label"], z).opts(
-                cmap="Purples_r", colorbar=True, tools=["hover"]
+            else:
+                data = pd.DataFrame(
+                    {_xcol(axis): self._x(frame, axis), "label": frame["label"], z.name: frame["score"]}
+                )
+            return self._styled(
+                hv.HeatMap(data, [X[axis], "label"], z),
+                "item heat",
+                cmap="Purples_r",
+                colorbar=True,
+                tools=["hover"],
+                responsive=True,
+                height=170,
+                ylabel="",
+                hooks=[self._tag_episode],
             )
 
-        return self._bind(heat, axis).opts(responsive=True, height=170, ylabel="")
+        return self._chart(heat, axis)
 
     # -- events -----------------------------------------------------------------------------------------
     def _events_strip(self, axis: str):
@@ -439,7 +539,7 @@ class ClientCharts(Viewer):
             frame = story.events if story else pd.DataFrame()
             if axis == "date" and len(frame):
                 frame = frame.dropna(subset=["session_date"])
-            row = hv.Dimension("row", label=" ")
+            row = hv.Dimension("row", label=" ", values=EVENT_ROWS)
             if frame is None or frame.empty:
                 data = pd.DataFrame(
                     {
@@ -460,17 +560,14 @@ class ClientCharts(Viewer):
                         "marker": frame["kind"].map(lambda k: EVENT_STYLE[k][1]),
                     }
                 )
-            return hv.Scatter(data, X[axis], [row, "description", "colour", "marker"]).opts(
+            return self._styled(
+                hv.Scatter(data, X[axis], [row, "description", "colour", "marker"]),
+                ("events", axis),
                 color="colour",
                 marker="marker",
                 size=11,
                 tools=["hover"],
                 hover_tooltips=[("", "@description")],
-            )
-
-        return (
-            self._bind(events, axis)
-            .opts(
                 responsive=True,
                 height=130,
                 framewise=True,
@@ -479,9 +576,10 @@ class ClientCharts(Viewer):
                 show_grid=True,
                 padding=0.2,
                 invert_yaxis=False,
+                hooks=[self._tag_episode],
             )
-            .redim.values(row=EVENT_ROWS)
-        )
+
+        return self._chart(events, axis)
 
     def __panel__(self):
         return self._pane

@@ -10,7 +10,7 @@ import param
 from panel.viewable import Viewer
 
 from alliance import style
-from alliance.comparison import RATES, ComparisonFilter, comparison_frames
+from alliance.comparison import RATES, ComparisonFilter
 from alliance.metrics.comparison import funnel_limits, funnel_limits_mean, funnel_n_grid, funnel_position
 
 MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
@@ -36,30 +36,34 @@ class ComparisonState(param.Parameterized):
         doc="What the funnel plot shows.",
     )
     frames = param.Dict(default={})
+    #: Counts updates of ``frames``: plots bind to it, so HoloViews keys its cache on a number instead of
+    #: hashing the frames (deep-hashing the service's episodes took seconds).
+    revision = param.Integer(default=0)
 
-    def __init__(self, metrics, alliance_ratings, **params):
-        self.metrics = metrics
-        self.alliance_ratings = alliance_ratings
+    def __init__(self, store, **params):
+        self.store = store
+        self.metrics = metrics = store.metrics()
         super().__init__(**params)
         ch = metrics.episode_change
         instruments = ch["instrument"].value_counts().index.tolist() if len(ch) else []
-        self.param.instrument.objects = list(instruments)
-        self.instrument = instruments[0] if instruments else None
-        teams = sorted(metrics.episodes["team_id"].dropna().unique().tolist())
-        self.param.team.objects = ["all teams", *teams]
+        teams = sorted(metrics.episode_end["team_id"].dropna().unique().tolist())
         last = pd.to_datetime(metrics.episode_end["last_session_date"])
-        if len(last):
-            self.param.period.bounds = (last.min().date(), last.max().date())
-            self.period = (last.min().date(), last.max().date())
+        # Set every filter before the first computation: one comparison per page, not one per filter.
+        with param.parameterized.discard_events(self):
+            self.param.instrument.objects = list(instruments)
+            self.instrument = instruments[0] if instruments else None
+            self.param.team.objects = ["all teams", *teams]
+            if len(last):
+                self.param.period.bounds = (last.min().date(), last.max().date())
+                self.period = (last.min().date(), last.max().date())
         self._update()
 
-    @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
-    def _update(self):
+    def filter(self) -> ComparisonFilter | None:
+        """The episodes the filters select, or None without an outcome instrument."""
         if not self.instrument:
-            self.frames = {}
-            return
+            return None
         start, end = self.period if self.period else (None, None)
-        f = ComparisonFilter(
+        return ComparisonFilter(
             instrument=self.instrument,
             start=start,
             end=end,
@@ -67,10 +71,14 @@ class ComparisonState(param.Parameterized):
             population=None if self.population == "all" else self.population,
             minimum=self.minimum,
         )
-        m = self.metrics
-        self.frames = comparison_frames(
-            m.episode_change, m.episode_end, m.alliance_events, self.alliance_ratings, f
-        )
+
+    @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
+    def _update(self):
+        f = self.filter()
+        frames = {} if f is None else self.store.comparison(f)  # cached per process, data version, scope
+        with param.parameterized.batch_call_watchers(self):
+            self.frames = frames
+            self.revision += 1
 
 
 class ComparisonTable(Viewer):
@@ -155,15 +163,16 @@ class FunnelPlot(Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        frames, measure = self.state.param.frames, self.state.param.measure
+        revision, measure = self.state.param.revision, self.state.param.measure
         self.plot = (
-            hv.DynamicMap(pn.bind(self._limits, frames, measure, 0.998, "dotted"))
-            * hv.DynamicMap(pn.bind(self._limits, frames, measure, 0.95, "dashed"))
-            * hv.DynamicMap(pn.bind(self._target, frames, measure))
-            * hv.DynamicMap(pn.bind(self._points, frames, measure))
+            hv.DynamicMap(pn.bind(self._limits, revision, measure, 0.998, "dotted"))
+            * hv.DynamicMap(pn.bind(self._limits, revision, measure, 0.95, "dashed"))
+            * hv.DynamicMap(pn.bind(self._target, revision, measure))
+            * hv.DynamicMap(pn.bind(self._points, revision, measure))
         ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
 
-    def _data(self, frames, measure):
+    def _data(self, revision, measure):
+        frames = self.state.frames
         t = frames.get("table")
         if t is None or t.empty:
             return None, None, None
@@ -182,8 +191,8 @@ class FunnelPlot(Viewer):
         d = t.dropna(subset=[measure]).assign(value=lambda x: x[measure], n=lambda x: x[f"{m}_n"])
         return d, target, None
 
-    def _limits(self, frames, measure, level, dash):
-        d, target, sd = self._data(frames, measure)
+    def _limits(self, revision, measure, level, dash):
+        d, target, sd = self._data(revision, measure)
         n_dim, v_dim = (
             hv.Dimension("n", label="Closed episodes"),
             hv.Dimension("value", label=MEASURES[measure]),
@@ -204,12 +213,12 @@ class FunnelPlot(Viewer):
             [n_dim, v_dim],
         ).opts(color="#555555", line_dash=dash, line_width=1.2)
 
-    def _target(self, frames, measure):
-        d, target, _ = self._data(frames, measure)
+    def _target(self, revision, measure):
+        d, target, _ = self._data(revision, measure)
         return hv.HLine(np.nan if target is None else target).opts(color=style.BAND_COLOUR, line_width=2)
 
-    def _points(self, frames, measure):
-        d, target, sd = self._data(frames, measure)
+    def _points(self, revision, measure):
+        d, target, sd = self._data(revision, measure)
         n_dim, v_dim = (
             hv.Dimension("n", label="Closed episodes"),
             hv.Dimension("value", label=MEASURES[measure]),
@@ -265,13 +274,12 @@ class CaterpillarPlot(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.plot = (
-            hv.DynamicMap(pn.bind(self._intervals, self.state.param.frames))
-            * hv.DynamicMap(pn.bind(self._points, self.state.param.frames))
+            hv.DynamicMap(pn.bind(self._intervals, self.state.param.revision))
+            * hv.DynamicMap(pn.bind(self._points, self.state.param.revision))
         ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
 
-    @staticmethod
-    def _table(frames):
-        fit = frames.get("shrink")
+    def _table(self):
+        fit = self.state.frames.get("shrink")
         if fit is None or fit.table.empty or fit.table["eb_estimate"].isna().all():
             return None, None
         t = fit.table.reset_index().rename(columns={"index": "clinician_id", "group": "clinician_id"})
@@ -279,8 +287,8 @@ class CaterpillarPlot(Viewer):
         t["order"] = np.arange(len(t), dtype=float)
         return t, fit
 
-    def _intervals(self, frames):
-        t, fit = self._table(frames)
+    def _intervals(self, revision):
+        t, fit = self._table()
         dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
         if t is None:
             return hv.Segments(
@@ -290,8 +298,8 @@ class CaterpillarPlot(Viewer):
         data = pd.DataFrame({"order": t["order"], "eb": t["low"], "x1": t["order"], "y1": t["high"]})
         return hv.Segments(data, [dims[0], dims[1], "x1", "y1"]).opts(color="#888888", line_width=2)
 
-    def _points(self, frames):
-        t, fit = self._table(frames)
+    def _points(self, revision):
+        t, fit = self._table()
         dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
         if t is None:
             return hv.Scatter(pd.DataFrame({"order": [], "eb": [], "label": []}), dims[0], [dims[1], "label"])

@@ -17,6 +17,7 @@ from panel.viewable import Viewer
 
 from alliance import style
 from alliance.agenda import meeting_agenda, supervisors, team_clinicians
+from alliance.inert import file_name, html_text
 from alliance.marks import MAX_NOTE, MarkError, MarkStore
 from alliance.pages import ProblemView, episode_summary, open_service
 from alliance.scope import Scope
@@ -136,7 +137,7 @@ class MeetingPage(Viewer):
         agenda = self.state.agenda
         items: list = [
             pmui.Typography(
-                f"Agenda for {self.state.supervisor} · meeting {_day(self.state.meeting_date)} · "
+                f"Agenda for {html_text(self.state.supervisor)} · meeting {_day(self.state.meeting_date)} · "
                 f"data as of {_day(self.state.metrics.as_of)}",
                 variant="h5",
             ),
@@ -149,26 +150,31 @@ class MeetingPage(Viewer):
             ),
         ]
         if self.state.store_problem:
-            items.append(pmui.Alert(object=self.state.store_problem, alert_type="warning"))
+            items.append(pmui.Alert(object=html_text(self.state.store_problem), alert_type="warning"))
         if agenda is None or agenda.empty:
             items.append(pmui.Typography("No open episode of this team needs discussion.", variant="body1"))
         else:
             for clinician, rows in agenda.groupby("supervisee", sort=False):
-                items.append(pmui.Typography(f"Supervisee {clinician}", variant="h6"))
+                items.append(pmui.Typography(f"Supervisee {html_text(clinician)}", variant="h6"))
                 items.extend(self._item(r) for r in rows.itertuples())
         self.agenda_view.objects = items
 
     def _item(self, r) -> pn.viewable.Viewable:
-        reasons = "\n".join(f"- **{it['label']}**: {it['words']} ({_day(it['date'])})" for it in r.reasons)
+        # Codes, reasons and the action note (typed by a user, read back from the marks store) are escaped.
+        reasons = "\n".join(
+            f"- **{html_text(it['label'])}**: {html_text(it['words'])} ({_day(it['date'])})"
+            for it in r.reasons
+        )
         discussed = (
             f"\n\n*Last discussed {_day(r.last_discussed)}"
-            + (f": {r.last_action}" if r.last_action else "")
+            + (f": {html_text(r.last_action)}" if r.last_action else "")
             + (" — not worse since*" if r.discussed_not_worse else " — a reason has arisen since*")
             if not pd.isna(r.last_discussed)
             else "\n\n*Not discussed yet*"
         )
         text = pn.pane.Markdown(
-            f"**#{r.rank} · Client {r.client_id} · episode {r.episode_id}**\n\n{reasons}{discussed}",
+            f"**#{r.rank} · Client {html_text(r.client_id)} · episode {html_text(r.episode_id)}**\n\n"
+            f"{reasons}{discussed}",
             sizing_mode="stretch_width",
         )
         open_button = pmui.Button(label="Open charts", variant="contained", name=f"open-{r.episode_id}")
@@ -193,8 +199,8 @@ class MeetingPage(Viewer):
     def discussed(self, episode_id: str, note: str = "") -> None:
         try:
             self.state.mark(episode_id, note)
-        except (MarkError, sqlite3.Error, OSError) as exc:
-            self.message.object, self.message.visible = str(exc), True
+        except (MarkError, sqlite3.Error, OSError) as exc:  # the message may quote a code or a path
+            self.message.object, self.message.visible = html_text(str(exc)), True
             return
         self.message.visible = False
 
@@ -226,20 +232,24 @@ class MeetingPage(Viewer):
         return path
 
     def _pack_html(self):
-        self.download_html.filename = f"meeting-pack-{self.state.supervisor}-{self.state.meeting_date}.html"
+        self.download_html.filename = (
+            f"meeting-pack-{file_name(self.state.supervisor)}-{self.state.meeting_date}.html"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             return io.BytesIO(self._write_pack(Path(tmp)).read_bytes())
 
     def _pack_pdf(self):
         from alliance.pack import print_pdf
 
-        self.download_pdf.filename = f"meeting-pack-{self.state.supervisor}-{self.state.meeting_date}.pdf"
+        self.download_pdf.filename = (
+            f"meeting-pack-{file_name(self.state.supervisor)}-{self.state.meeting_date}.pdf"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             html = self._write_pack(Path(tmp))
             try:
                 pdf = print_pdf(html, Path(tmp) / "meeting-pack.pdf")
             except RuntimeError as exc:
-                self.message.object, self.message.visible = f"No PDF: {exc}", True
+                self.message.object, self.message.visible = f"No PDF: {html_text(str(exc))}", True
                 return None
             return io.BytesIO(pdf.read_bytes())
 

@@ -15,18 +15,49 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.browser
 
 
-def wait_until(condition, page: Page, timeout_ms: int = TIMEOUT) -> None:
-    """Poll the page until ``condition()`` holds (Panel renders in shadow DOM, out of wait_for_function's
-    reach)."""
-    for _ in range(timeout_ms // 250):
-        if condition():
-            return
-        page.wait_for_timeout(250)
-    assert condition()
+# The texts of every element matching a CSS selector, inside Panel's shadow roots too (document.querySelectorAll
+# does not enter them; Playwright's locators do, but wait_for_function runs plain JavaScript).
+DEEP_TEXTS = """
+(selector) => {
+  const texts = [];
+  const visit = (root) => {
+    for (const e of root.querySelectorAll(selector)) texts.push(e.innerText.trim());
+    for (const e of root.querySelectorAll("*")) if (e.shadowRoot) visit(e.shadowRoot);
+  };
+  visit(document);
+  return texts;
+}
+"""
+
+# True when a table column shows more than one number, in the given order.
+COLUMN_SORTED = (
+    "([selector, descending]) => { const v = ("
+    + DEEP_TEXTS
+    + ")(selector).map(Number); return v.length > 1 && v.every((x, i) => i === 0 || "
+    "(descending ? v[i - 1] >= x : v[i - 1] <= x)); }"
+)
+
+# True when a table column shows at least one row and every row holds ``value``.
+COLUMN_ALL = (
+    "([selector, value]) => { const t = (" + DEEP_TEXTS + ")(selector); "
+    "return t.length > 0 && t.every((x) => x === value); }"
+)
+
+
+def cell_selector(field: str) -> str:
+    return f'.tabulator-row .tabulator-cell[tabulator-field="{field}"]'
 
 
 def cells(page: Page, field: str) -> list[str]:
-    return page.locator(f'.tabulator-row .tabulator-cell[tabulator-field="{field}"]').all_inner_texts()
+    return page.locator(cell_selector(field)).all_inner_texts()
+
+
+def sort_by(page: Page, field: str, order: str) -> None:
+    """Click a column's title and wait until the table shows that column in ``order``."""
+    column = page.locator(f'.tabulator-col[tabulator-field="{field}"]')
+    column.locator(".tabulator-col-title").click()
+    expect(column).to_have_attribute("aria-sort", order, timeout=TIMEOUT)
+    page.wait_for_function(COLUMN_SORTED, arg=[cell_selector(field), order == "descending"], timeout=TIMEOUT)
 
 
 def test_caseload_sort_and_click_through_to_a_client(page: Page, served):
@@ -38,12 +69,10 @@ def test_caseload_sort_and_click_through_to_a_client(page: Page, served):
     expect(page.locator(".tabulator-row").nth(8)).to_be_visible(
         timeout=TIMEOUT
     )  # (Playwright pierces shadow DOM)
-    page.locator('.tabulator-col[tabulator-field="sessions"] .tabulator-col-title').click()
-    page.wait_for_timeout(500)
+    sort_by(page, "sessions", "ascending")
     first = [int(v) for v in cells(page, "sessions")]
     assert first == sorted(first), "sorted ascending by sessions"
-    page.locator('.tabulator-col[tabulator-field="sessions"] .tabulator-col-title').click()
-    page.wait_for_timeout(500)
+    sort_by(page, "sessions", "descending")
     second = [int(v) for v in cells(page, "sessions")]
     assert second == sorted(second, reverse=True) and second != first
     page.screenshot(path=str(REPO / "docs" / "caseload.png"), full_page=False)
@@ -77,5 +106,5 @@ def test_comparison_filter_by_team_and_funnel(page: Page, served):
     page.screenshot(path=str(REPO / "docs" / "comparison.png"), full_page=False)
     team = sorted(teams)[0]
     choose(page, 1, team)  # the Team select
-    wait_until(lambda: set(cells(page, "team")) == {team}, page)
+    page.wait_for_function(COLUMN_ALL, arg=[cell_selector("team"), team], timeout=TIMEOUT)
     assert set(cells(page, "team")) == {team}

@@ -32,13 +32,42 @@ BOKEH_COLUMN = """
 }
 """
 
+# True when the page's Bokeh figures (``n`` of them) have all finished rendering.
+FIGURES_DRAWN = """
+(n) => {
+  if (window.Bokeh === undefined || Bokeh.index === undefined) return false;
+  const figures = [...Bokeh.index.all_views()].filter((v) => v.model.type === "Figure");
+  return figures.length === n && figures.every((v) => v.has_finished());
+}
+"""
+
+# Everything the charts draw, as one string: it changes when any data source of the page changes.
+DRAWN_DATA = """
+() => {
+  const parts = [];
+  for (const doc of Bokeh.documents) {
+    for (const model of doc.all_models) {
+      if (model.data !== undefined) {
+        for (const [column, values] of Object.entries(model.data)) {
+          parts.push(column + "=" + Array.from(values).map(String).join(","));
+        }
+      }
+    }
+  }
+  return parts.join("|");
+}
+"""
+
+# Resolves after the browser has painted the next frame (what a screenshot then shows is drawn).
+NEXT_FRAME = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+
 
 def open_page(page: Page, url: str) -> str:
     page.goto(url, timeout=TIMEOUT)
     heading = page.get_by_text(HEADING)
     expect(heading).to_be_visible(timeout=TIMEOUT)
     expect(page.locator(".bk-Figure")).to_have_count(3, timeout=TIMEOUT)  # outcome, alliance, events
-    page.wait_for_timeout(500)  # let Bokeh finish drawing
+    page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=TIMEOUT)  # Bokeh has finished drawing them
     return heading.inner_text()
 
 
@@ -67,6 +96,7 @@ def test_client_page_shows_the_charts_and_follows_the_chosen_client(page: Page, 
     expect(page.get_by_text("Viewing scope: full access (demo)")).to_be_visible()
     charts = page.locator(".bk-GridPlot").first
     before = charts.screenshot()
+    data_before = page.evaluate(DRAWN_DATA)
 
     client_select = page.get_by_role("combobox").nth(1)
     current = client_select.inner_text()
@@ -80,7 +110,10 @@ def test_client_page_shows_the_charts_and_follows_the_chosen_client(page: Page, 
     )
     assert page.get_by_text(HEADING).inner_text() != first
     expect(page.locator(".bk-Figure")).to_have_count(3)
-    page.wait_for_timeout(500)
+    # The new episode's data reach the charts, which finish drawing them.
+    page.wait_for_function(f"(before) => ({DRAWN_DATA})() !== before", arg=data_before, timeout=TIMEOUT)
+    page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=TIMEOUT)
+    page.evaluate(NEXT_FRAME)
     assert charts.screenshot() != before, "the charts did not change with the client"
     page.wait_for_url(
         re.compile(rf"client={re.escape(other)}"), timeout=10_000
@@ -132,7 +165,10 @@ def test_switching_instrument_and_axis(page: Page, served, demo_db):
     assert any("PHQ-9" in d for d in drawn(page, "description"))
     choose(page, 3, "GAD-7")  # the outcome measure
     expect(page.get_by_text(re.compile(r"^GAD-7 \d+ → \d+"))).to_be_visible(timeout=TIMEOUT)
-    page.wait_for_timeout(500)
+    # The outcome chart now draws GAD-7 points (their hover descriptions name the measure).
+    page.wait_for_function(
+        f"() => ({BOKEH_COLUMN})('description').some((d) => /· GAD-7 \\d+/.test(d))", timeout=TIMEOUT
+    )
     assert any(re.search(r"· GAD-7 \d+", d) for d in drawn(page, "description"))
     page.get_by_role("button", name="DATE").click()
     page.wait_for_function(

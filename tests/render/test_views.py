@@ -2,9 +2,11 @@
 every chart has clinical hover text, and choosing another episode patches the same plots."""
 
 import holoviews as hv
+import panel as pn
 import pytest
-from bokeh.models import DatetimeAxis, HoverTool
+from bokeh.models import DatetimeAxis, HoverTool, Plot
 
+from alliance import state
 from alliance.pages import ClientPage, ProblemView, client_page
 from alliance.service import Service
 from alliance.trajectory import instrument_trajectory
@@ -137,3 +139,113 @@ def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     assert sel.client == "X-ONLYALL"
     assert any(n.startswith("No outcome measure") for n in sel.notes)
     hv.render(p.charts.layout, backend="bokeh")
+
+
+# -- one story build per interaction, and one swap of everything ------------------------------------------------
+def _figure_episodes(root) -> set:
+    """The episodes the rendered figures say they draw (each figure's ``episode:<id>`` tag)."""
+    return {str(t) for fig in root.select({"type": Plot}) for t in fig.tags if str(t).startswith("episode:")}
+
+
+def _heading(page) -> str:
+    return page.summary.object.splitlines()[0]
+
+
+@pytest.fixture
+def watched(client, monkeypatch):
+    """The client page rendered, with every story build recorded together with what the page showed then."""
+    root = pn.panel(client).get_root()
+    builds, shows = [], []
+    real_build = state.build_story
+
+    def build(info, *args, **kwargs):
+        builds.append(
+            {
+                "episode": info["episode_id"],
+                "loading": client.episode_view.loading,
+                "heading": _heading(client),
+                "figures": _figure_episodes(root),
+            }
+        )
+        return real_build(info, *args, **kwargs)
+
+    monkeypatch.setattr(state, "build_story", build)
+    real_show = client.charts.show
+    monkeypatch.setattr(client.charts, "show", lambda story: (shows.append(story), real_show(story)))
+    return client, root, builds, shows
+
+
+def _episode_with_two_outcome_measures(service: Service) -> tuple[str, str]:
+    rated = service.scoped_ratings("outcome").groupby("episode_id")["instrument"].nunique()
+    episode = rated[rated >= 2].index[0]
+    episodes = service.scoped_episodes().set_index("episode_id")
+    return episodes.loc[episode, "client_id"], episode
+
+
+def _client_with_two_episodes(service: Service) -> str:
+    counts = service.scoped_episodes().groupby("client_id").size()
+    return counts[counts >= 2].index[0]
+
+
+def test_one_story_build_per_interaction(watched):
+    page, root, builds, shows = watched
+    sel = page.selection
+    busy = []
+    sel.param.watch(lambda e: busy.append(e.new), ["busy"])
+
+    def interaction(action) -> str:
+        builds.clear(), shows.clear(), busy.clear()
+        action()
+        assert len(builds) == 1, f"{len(builds)} story builds"
+        assert len(shows) == 1 and shows[0] is sel.story  # the charts are drawn once, with that story
+        assert busy == [True, False]
+        assert builds[0]["episode"] == sel.episode
+        return sel.episode
+
+    # open() another clinician's client's episode (a deep link)
+    client_id, episode = _episode_with_two_outcome_measures(page.service)
+    assert interaction(lambda: sel.open(client_id, episode)) == episode
+    assert sel.client == client_id and len(sel.param.outcome_instrument.objects) >= 2
+    # another outcome measure, then the other alliance measure (when there is one)
+    other = next(i for i in sel.param.outcome_instrument.objects if i != sel.outcome_instrument)
+    interaction(lambda: setattr(sel, "outcome_instrument", other))
+    assert sel.story.outcome["instrument"].iloc[0] == other
+    # another client of the same clinician
+    next_client = next(c for c in sel.param.client.objects if c != sel.client)
+    interaction(lambda: setattr(sel, "client", next_client))
+    assert sel.episode_info["client_id"] == next_client
+    # the other episode of a client with two
+    two = _client_with_two_episodes(page.service)
+    interaction(lambda: sel.open(two))
+    second = sel.param.episode.objects[1]
+    assert interaction(lambda: setattr(sel, "episode", second)) == second
+    # another clinician
+    clinician = next(c for c in sel.param.clinician.objects if c != sel.clinician)
+    interaction(lambda: setattr(sel, "clinician", clinician))
+    assert sel.episode_info["clinician_id"] == clinician
+    # the client selector of the page
+    client_select = page.widgets[1]
+    choice = next(c for c in sel.param.client.objects if c != sel.client)
+    interaction(lambda: setattr(client_select, "value", choice))
+    assert sel.client == choice
+    # client and episode together, as the URL sets them
+    interaction(lambda: sel.param.update(client=two, episode=second))
+    assert sel.episode == second
+
+
+def test_old_episode_stays_under_the_loading_indicator_until_everything_swaps(watched):
+    page, root, builds, shows = watched
+    sel = page.selection
+    old_heading, old_episode = _heading(page), sel.episode
+    assert _figure_episodes(root) == {f"episode:{old_episode}"}
+    other = next(c for c in sel.param.client.objects if c != sel.client)
+    sel.client = other
+    # While the story was built: the old episode everywhere, under the loading indicator.
+    (during,) = builds
+    assert during["loading"] is True
+    assert during["heading"] == old_heading and during["figures"] == {f"episode:{old_episode}"}
+    # Then heading, summary, notes, charts together, and the indicator gone.
+    assert page.episode_view.loading is False
+    assert _heading(page) == f"### Client {other} · episode {sel.episode}"
+    assert _figure_episodes(root) == {f"episode:{sel.episode}"}
+    assert page.notes.visible == bool(sel.notes)

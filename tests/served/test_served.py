@@ -1,13 +1,29 @@
-"""`panel serve dashboards/*.ipynb` answers 200 for every page and for the index that lists them."""
+"""`panel serve dashboards/*.ipynb` answers 200 for every page and for the index that lists them, and each page's
+document holds that page's own content, built from the demo database (not an error message).
 
+The HTML of a served page carries only the page's title; Bokeh sends the document itself (every model, with
+the text of the Markdown panes, the widget labels and the table data) over the session's websocket. The tests
+pull that document as a browser would, and read its JSON without rebuilding the models (Panel's Material UI
+models are generated in the server process and cannot be rebuilt here)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
 import urllib.request
 from pathlib import Path
 
+import duckdb
 import pytest
+from bokeh.client import ClientSession
+from bokeh.client.util import websocket_url_for_server_url
 
 from tests.conftest import REPO, Server
 
 PAGES = sorted(p.stem for p in (REPO / "dashboards").glob("*.ipynb"))
+# What a page shows instead of itself when something is wrong (alliance.pages.ProblemView) or an exception.
+FAILURES = ("Traceback", "The database cannot be used", "No ratings to show")
 
 
 def get(url: str) -> tuple[int, str]:
@@ -15,28 +31,152 @@ def get(url: str) -> tuple[int, str]:
         return r.status, r.read().decode()
 
 
+class _Capture:
+    """Stands in for a bokeh Document in ``pull_doc``: keeps the document's JSON as the server sent it."""
+
+    content: dict | None = None
+
+    def replace_with_json(self, doc_json) -> None:
+        self.content = doc_json.content
+
+
+def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
+    """The JSON of a new session's document of the page at ``url`` (as a browser would get it)."""
+    session = ClientSession(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
+    try:
+        session.connect()
+        session.check_connection_errors()
+        capture = _Capture()
+        session._connection.pull_doc(capture)  # the public pull() would rebuild the models
+    finally:
+        session.close()
+    assert capture.content is not None, f"{url} sent no document"
+    return capture.content
+
+
+def document_text(doc: dict) -> str:
+    """Every string of the document, with Markdown/HTML panes' escaped text made plain."""
+    return html.unescape(json.dumps(doc, ensure_ascii=False))
+
+
+def _episodes(db: Path) -> dict[tuple[str, str], str]:
+    """(client, episode) → clinician for every episode of the database."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        rows = con.execute("SELECT client_id, episode_id, clinician_id FROM episode").fetchall()
+    finally:
+        con.close()
+    return {(c, e): cl for c, e, cl in rows}
+
+
+def check_client(text: str, db: Path) -> None:
+    assert "Alliance breakdown" in text  # the client page's own selector
+    heading = re.search(r"<h3>Client (C-[0-9a-f]{6}) · episode (E\d+)</h3>", text)
+    assert heading, "the client page shows no episode heading"
+    episodes = _episodes(db)
+    assert heading.groups() in episodes, f"{heading.groups()} is not an episode of the database"
+    assert f"Clinician <strong>{episodes[heading.groups()]}</strong>" in text
+
+
+def check_caseload(text: str, db: Path) -> None:
+    assert "Episodes (flagged first; click a client code to open the client page)" in text
+    assert "My trend by quarter" in text and "Show closed episodes" in text
+    links = set(re.findall(r"client\?client=(C-[0-9a-f]{6})&episode=(E\d+)", text))
+    assert links, "the caseload table links no client"
+    episodes = _episodes(db)
+    assert links <= set(episodes), links - set(episodes)
+    assert len({episodes[k] for k in links}) == 1, "a caseload holds one clinician's clients"
+
+
+def check_comparison(text: str, db: Path) -> None:
+    assert "Clinicians (ranked on the severity-adjusted effect size" in text
+    assert "Minimum closed episodes to rank" in text
+    assert "Inside the funnel means no evidence of a difference" in text
+    shown = set(re.findall(r"\bCL\d\d\b", text))
+    assert len(shown) >= 10 and shown <= set(_episodes(db).values())
+
+
+def check_meeting(text: str, db: Path) -> None:
+    assert "Meeting pack (HTML)" in text and "Meeting date" in text
+    assert re.search(r"Agenda for CL\d\d · meeting \d\d \w{3} \d{4}", text), (
+        "the meeting page shows no agenda"
+    )
+    items = set(re.findall(r"#\d+ · Client (C-[0-9a-f]{6}) · episode (E\d+)", text))
+    assert items, "the agenda lists no client"
+    assert items <= set(_episodes(db)), items - set(_episodes(db))
+
+
+PAGE_CONTENT = {
+    "client": ("Alliance · Client", check_client),
+    "caseload": ("Alliance · Caseload", check_caseload),
+    "comparison": ("Alliance · Comparison", check_comparison),
+    "meeting": ("Alliance · Supervision meeting", check_meeting),
+}
+
+
+def test_every_page_has_a_check():
+    assert set(PAGES) == set(PAGE_CONTENT)
+
+
 @pytest.mark.served
 @pytest.mark.parametrize("name", PAGES)
-def test_every_page_answers(served, name):
-    status, html = get(f"{served.url}/{name}")
+def test_every_page_answers_with_its_own_content(served, demo_db, name):
+    title, check = PAGE_CONTENT[name]
+    status, page = get(f"{served.url}/{name}")
     assert status == 200
-    assert "bokeh" in html.lower() and "Traceback" not in html
+    assert f"<title>{title}</title>" in page  # a problem page is titled just "Alliance"
+    for failure in FAILURES:
+        assert failure not in page
+    doc = served_document(f"{served.url}/{name}")
+    assert doc["title"] == title
+    text = document_text(doc)
+    for failure in FAILURES:
+        assert failure not in text, f"the served {name} page shows {failure!r}"
+    check(text, demo_db)
+    assert "Traceback" not in served.log.read_text()
+
+
+@pytest.mark.served
+def test_meeting_page_opens_the_supervisor_in_the_url(served, demo_db):
+    con = duckdb.connect(str(demo_db), read_only=True)
+    try:
+        supervisors = [s for (s,) in con.execute("SELECT supervisor_id FROM team ORDER BY 1").fetchall()]
+        supervisor = supervisors[-1]
+        team = {
+            c
+            for (c,) in con.execute(
+                "SELECT clinician_id FROM clinician JOIN team USING (team_id) WHERE supervisor_id = ?",
+                [supervisor],
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    text = document_text(served_document(f"{served.url}/meeting", {"supervisor": supervisor}))
+    assert f"Agenda for {supervisor} · meeting" in text
+    items = set(re.findall(r"#\d+ · Client (C-[0-9a-f]{6}) · episode (E\d+)", text))
+    episodes = _episodes(demo_db)
+    assert items and {episodes[i] for i in items} <= team, "the agenda holds another team's clients"
 
 
 @pytest.mark.served
 def test_index_lists_every_page(served):
-    status, html = get(served.url + "/")
+    status, html_ = get(served.url + "/")
     assert status == 200
     for name in PAGES:
-        assert f"/{name}" in html
+        assert f"/{name}" in html_
 
 
 @pytest.mark.served
 def test_a_missing_database_is_a_message_not_a_traceback(tmp_path: Path):
     server = Server(tmp_path / "missing.duckdb", tmp_path / "panel.log")
     try:
-        status, html = get(f"{server.url}/client")
-        assert status == 200 and "Traceback" not in html
+        status, page = get(f"{server.url}/client")
+        assert status == 200 and "Traceback" not in page
+        assert "<title>Alliance</title>" in page
+        text = document_text(served_document(f"{server.url}/client"))
+        assert "The database cannot be used" in text and "not found" in text
+        assert "ALLIANCE_DB" in text  # what to do about it
+        assert "Traceback" not in text
     finally:
         server.stop()
     assert "Traceback" not in (tmp_path / "panel.log").read_text()

@@ -69,7 +69,7 @@ def test_flags_name_the_planted_events(metrics, planted):
     # Planted unrepaired ruptures stay low for the whole repair window or the episode ends ('unrepaired' or
     # 'open'): both raise the flag, so nearly all planted ones must carry it.
     assert table.loc[unrepaired, "flag_unrepaired_rupture"].mean() >= 0.9
-    assert table.loc[deteriorated, "flag_deteriorated"].mean() >= 0.9
+    assert table.loc[deteriorated, "flag_deterioration"].mean() >= 0.9
     assert (table.loc[deteriorated, "flags"].str.contains("reliably deteriorated")).mean() >= 0.9
     # Flags and their words agree everywhere.
     assert ((table["n_flags"] > 0) == (table["flags"] != "")).all()
@@ -98,8 +98,7 @@ def test_planted_better_and_worse_clinicians_fall_outside_the_funnel(metrics, pl
     frames = comparison_frames(
         metrics.episode_change,
         metrics.episode_end,
-        metrics.alliance_events,
-        alliance_sessions(metrics),
+        metrics.episode_alliance,
         ComparisonFilter("ORS"),
     )
     better = planted.query("event_type == 'clinician_better'")["clinician_id"].tolist()
@@ -126,8 +125,7 @@ def test_a_clinicians_row_reproduces_from_the_exported_csvs(service_db, metrics,
     frames = comparison_frames(
         metrics.episode_change,
         metrics.episode_end,
-        metrics.alliance_events,
-        alliance_sessions(metrics),
+        metrics.episode_alliance,
         ComparisonFilter("ORS"),
     )
     row = frames["table"].set_index("clinician_id").loc["CL03"]
@@ -164,8 +162,7 @@ def test_minimum_n_greys_and_unranks(metrics):
     frames = comparison_frames(
         metrics.episode_change,
         metrics.episode_end,
-        metrics.alliance_events,
-        alliance_sessions(metrics),
+        metrics.episode_alliance,
         ComparisonFilter("ORS", minimum=40),
     )
     t = frames["table"]

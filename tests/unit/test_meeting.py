@@ -5,6 +5,8 @@ one self-contained HTML file with every agenda client's charts."""
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
 import multiprocessing
 import re
 
@@ -12,10 +14,11 @@ import duckdb
 import pandas as pd
 import pytest
 
-from alliance.agenda import REASONS, meeting_agenda, metrics_until, supervisors
+from alliance.agenda import meeting_agenda, metrics_until, supervisors
 from alliance.caseload import caseload_table
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.db import Database
+from alliance.flags import BY_KEY
 from alliance.marks import MarkError, MarkStore, marks_path
 from alliance.scope import Scope
 from alliance.service import Service
@@ -23,7 +26,7 @@ from alliance.state import forget_service_metrics
 from tests.conftest import AS_OF
 
 #: Reasons ranked at or above an unrepaired rupture (docs/methods.md §11): deterioration, red, rupture.
-TOP_RANKS = REASONS["unrepaired_rupture"][0]
+TOP_RANKS = BY_KEY["unrepaired_rupture"].rank
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +93,7 @@ def test_reasons_are_in_words_with_session_and_date(metrics):
     assert agenda["top_rank"].is_monotonic_increasing  # nothing discussed yet: strongest reason first
     for reasons in agenda["reasons"]:
         for r in reasons:
-            assert r["words"] and r["label"] == REASONS[r["reason"]][1]
+            assert r["words"] and r["label"] == BY_KEY[r["reason"]].label
             assert r["session"] is not None and not pd.isna(r["date"])
             assert "session" in r["words"]
     assert agenda["episode_id"].is_unique
@@ -201,22 +204,103 @@ def pack(demo_db, tmp_path_factory):
     agenda = build_pack(
         service, supervisor, AS_OF, out, MarkStore(out.with_suffix(".sqlite")), progress=False
     )
-    return out, agenda
+    return out, agenda, supervisor
 
 
-def test_pack_is_self_contained_with_every_agenda_clients_chart(pack):
-    out, agenda = pack
+def _pack_models(text: str) -> dict[str, dict]:
+    """Every Bokeh model embedded in the pack (its one JSON document, HTML-escaped in its script), by id."""
+    scripts = re.findall(r'<script type="application/json" id="[^"]+">\s*(.*?)\s*</script>', text, re.S)
+    assert len(scripts) == 1, "the pack embeds one Bokeh document"
+    (doc,) = json.loads(html.unescape(scripts[0])).values()
+    index: dict[str, dict] = {}
+
+    def walk(o) -> None:
+        if isinstance(o, dict):
+            if o.get("type") == "object" and "id" in o:
+                index[o["id"]] = {"attributes": {}, **o}
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, list):
+            for v in o:
+                walk(v)
+
+    walk(doc["roots"])
+    return index
+
+
+def _within(model: dict, index: dict[str, dict]) -> list[dict]:
+    """``model`` and every model below it (references by id resolved)."""
+    seen: set[str] = set()
+    stack: list = [model]
+    out: list[dict] = []
+    while stack:
+        o = stack.pop()
+        if isinstance(o, dict):
+            if o.get("type") == "object" and "id" in o or set(o) == {"id"}:  # a model or a reference to one
+                if o["id"] in seen:
+                    continue
+                seen.add(o["id"])
+                full = index[o["id"]]
+                out.append(full)
+                stack.extend(full["attributes"].values())
+            else:
+                stack.extend(o.values())
+        elif isinstance(o, list):
+            stack.extend(o)
+    return out
+
+
+def _n_rows(source: dict) -> int:
+    """Rows of a serialized ColumnDataSource (its columns are a map of arrays or lists)."""
+    data = source["attributes"]["data"]
+    columns = data["entries"] if data.get("type") == "map" else list(data.items())
+    return max((c["shape"][0] if isinstance(c, dict) else len(c) for _, c in columns), default=0)
+
+
+def test_pack_is_self_contained_with_every_agenda_clients_chart(pack, metrics):
+    out, agenda, supervisor = pack
     text = out.read_text(encoding="utf-8")
-    assert len(agenda) >= 3
-    assert not re.findall(r"<script[^>]*\bsrc=[\"']https?:", text)
-    assert not re.findall(r"<link[^>]*\bhref=[\"']https?:", text)
+    # The pack holds the agenda of its supervisor's meeting, as the agenda API gives it (no marks yet).
+    expected = meeting_agenda(metrics, supervisor, AS_OF)
+    assert len(expected) >= 3
+    assert agenda["episode_id"].tolist() == expected["episode_id"].tolist()
+    assert agenda["client_id"].tolist() == expected["client_id"].tolist()
+
+    # Nothing is fetched from the network: no remote script, style sheet, image, CSS import or url().
+    assert not re.findall(r"<(?:script|img|iframe|source)\b[^>]*\bsrc\s*=\s*[\"']?https?:", text, re.I)
+    assert not re.findall(r"<link\b[^>]*\bhref\s*=\s*[\"']?https?:", text, re.I)
+    assert not re.findall(r"@import\s+(?:url\()?\s*[\"']?https?:", text, re.I)
+    assert not re.findall(r"url\(\s*[\"']?https?:", text, re.I)
     assert "cdn.holoviz.org/panel" not in text
-    assert "Bokeh.embed" in text or "embed_items" in text
+    index = _pack_models(text)
+    remote = {
+        u for m in index.values() for u in re.findall(r"https?://[^\s\"'\\]+", json.dumps(m["attributes"]))
+    }
+    assert not remote, f"models of the pack load {sorted(remote)}"  # e.g. stylesheets by URL
+
+    # The agenda at the top names every client (a link to its section) ...
+    texts = [html.unescape(t) for m in index.values() if isinstance(t := m["attributes"].get("text"), str)]
+    heads = [t for t in texts if t.startswith(f"<h1>Supervision meeting · {supervisor} · ")]
+    assert len(heads) == 1, "the pack opens with its supervisor's agenda"
+    agenda_text = heads[0]
+    assert f"{len(agenda)} client(s) on the agenda" in agenda_text
+    # ... and each agenda client has its own section, with its heading and its charts: one linked grid of the
+    # three client-page figures (outcome, alliance, events strip), drawing data.
+    sections = {
+        m["attributes"]["name"].removeprefix("pack-client-"): m
+        for m in index.values()
+        if str(m["attributes"].get("name", "")).startswith("pack-client-")
+    }
+    assert sorted(sections) == sorted(agenda["episode_id"]), "one section per agenda client, no other"
     for r in agenda.itertuples():
-        assert f"pack-client-{r.episode_id}" in text
-        assert re.search(rf"Client {r.client_id} (·|\\u00b7) episode {r.episode_id}", text), r.episode_id
-    # Three figures (outcome, alliance, events) per client.
-    assert text.count('"name":"Figure"') >= 3 * len(agenda)
+        assert f'<a href="#{r.episode_id}">Client {r.client_id} · episode {r.episode_id}</a>' in agenda_text
+        below = _within(sections[r.episode_id], index)
+        names = [m["name"] for m in below]
+        assert names.count("GridPlot") == 1 and names.count("Figure") == 3, (r.episode_id, names)
+        panes = " ".join(html.unescape(t) for m in below if isinstance(t := m["attributes"].get("text"), str))
+        assert f"<h3>Client {r.client_id} · episode {r.episode_id}</h3>" in panes, r.episode_id
+        drawn = [_n_rows(m) for m in below if m["name"] == "ColumnDataSource"]
+        assert max(drawn, default=0) >= 1, f"the charts of {r.episode_id} draw nothing"
 
 
 def test_cli_pack_writes_html(demo_db, tmp_path, monkeypatch):

@@ -1,0 +1,79 @@
+"""The data store every page state reads through: one read-only database per process, its data version, the
+viewer's scope, and cached reads shared by every session of the process.
+
+No UI here. A page asks its ``DataStore`` for the metrics of its scope or for a comparison; the answers are
+cached per process with ``pn.cache``, keyed by the database file, its data version and the scope (so a
+viewer never gets another scope's rows, and a new data version is a new key), and they come from the
+metrics store in the database file when it is current (``alliance.store``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import panel as pn
+import param
+
+from alliance.clinical import ClinicalMetrics, MetricSettings
+from alliance.comparison import ComparisonFilter, comparison_frames
+from alliance.db import Database, open_database
+from alliance.scope import Scope
+from alliance.service import Service
+from alliance.store import metrics_for
+
+
+@pn.cache(max_items=8)
+def _service_metrics(path: str, data_version: str) -> ClinicalMetrics:
+    """The whole service's metrics (stored when current, else computed lazily), once per file version."""
+    return metrics_for(Service(open_database(path), Scope.full_access()), MetricSettings())
+
+
+@pn.cache(max_items=64)
+def _scoped_metrics(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]):
+    scope = Scope(clinician_ids=clinicians, all_clinicians=scope_all)
+    base = _service_metrics(path, data_version)
+    return base.for_scope(Service(base.service.db, scope))
+
+
+@pn.cache(max_items=64)
+def _comparison(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], f: tuple) -> dict:
+    m = _scoped_metrics(path, data_version, scope_all, clinicians)
+    return comparison_frames(m.episode_change, m.episode_end, m.episode_alliance, ComparisonFilter(*f))
+
+
+def forget_cached_reads() -> None:
+    """Drop every cached read (tests; the data changed)."""
+    for fn in (_comparison, _scoped_metrics, _service_metrics):
+        fn.clear()
+
+
+class DataStore(param.Parameterized):
+    """One viewer's access to the process's database: scope, metrics and comparisons, cached per process."""
+
+    db = param.ClassSelector(class_=Database, doc="The read-only database of this process.")
+    scope = param.ClassSelector(class_=Scope, doc="What this viewer may see.")
+
+    @classmethod
+    def open(cls, path=None, scope: Scope | None = None) -> DataStore:
+        """The store for ``path`` ($ALLIANCE_DB by default) and ``scope`` (full access by default)."""
+        return cls(db=open_database(path), scope=scope or Scope.full_access())
+
+    @property
+    def service(self) -> Service:
+        """Named queries with this viewer's scope bound."""
+        return Service(self.db, self.scope)
+
+    def _key(self, scope: Scope) -> tuple:
+        return (str(self.db.path), self.db.data_version, scope.all_clinicians, tuple(scope.clinician_ids))
+
+    def metrics(self, scope: Scope | None = None) -> ClinicalMetrics:
+        """The clinical metrics of the viewer's scope, or of a part of it (``Scope.restrict``)."""
+        return _scoped_metrics(*self._key(scope or self.scope))
+
+    def service_metrics(self) -> ClinicalMetrics:
+        """Service-wide aggregates (expected-response bands, scales) shared by every scope."""
+        return _service_metrics(str(self.db.path), self.db.data_version)
+
+    def comparison(self, f: ComparisonFilter) -> dict:
+        """The clinician comparison of the viewer's scope for one filter (alliance.comparison)."""
+        return _comparison(*self._key(self.scope), dataclasses.astuple(f))

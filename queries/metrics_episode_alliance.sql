@@ -1,0 +1,8 @@
+-- Stored per-episode alliance summary (alliance refresh) of the episodes in scope: what comparisons add up.
+-- params: scope_all, scope_clinicians
+-- columns: episode_id, instrument, n_ratings, mean_score, n_below_cutoff, ruptures, repaired
+SELECT m.episode_id, m.instrument, m.n_ratings, m.mean_score, m.n_below_cutoff, m.ruptures, m.repaired
+FROM metrics_episode_alliance m
+WHERE ($scope_all OR m.episode_id IN (
+    SELECT e.episode_id FROM episode e
+    WHERE list_contains(CAST($scope_clinicians AS VARCHAR[]), e.clinician_id)))
