@@ -40,10 +40,11 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check alliance tests
 
-# Time and memory of the heavy paths on a large generated service (not part of `make test`).
+# What a person waits for, and server memory, on a large generated service (docs/performance.md).
+# BENCH_ARGS="--db PATH --repeats N --users N --no-browser" adjusts it.
 EPISODES ?= 200000
 bench: $(STAMP)
-	$(BIN)/python -m alliance.bench --episodes $(EPISODES)
+	$(BIN)/python -m alliance.bench --episodes $(EPISODES) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache

@@ -105,33 +105,23 @@ def _final_run_start(sessions: pd.Series, hit: pd.Series) -> int | None:
     return int(s[i])
 
 
-def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
-    """Every agenda reason of every open episode in ``metrics``' scope, one row per reason.
+REASON_COLUMNS = ["episode_id", "reason", "rank", "label", "session", "date", "words"]
 
-    Columns: episode_id, reason, rank, label, session, date, words.
-    """
-    table = caseload_table(metrics).set_index("episode_id")
-    table = table[~table["closed"].astype(bool)]
-    rows: list[dict] = []
-    if table.empty:
-        return pd.DataFrame(columns=["episode_id", "reason", "rank", "label", "session", "date", "words"])
-    open_ids = set(table.index)
 
-    dates = pd.concat(
-        [
-            metrics.outcome_ratings[["episode_id", "session_number", "session_date"]],
-            metrics.alliance_ratings[["episode_id", "session_number", "session_date"]],
-        ]
-    ).drop_duplicates(["episode_id", "session_number"])
-    dates = dates[dates["episode_id"].isin(open_ids)]
-    date_of = dates.set_index(["episode_id", "session_number"])["session_date"].to_dict()
+class _ReasonRows:
+    """The agenda reasons gathered so far, one row per reason (columns ``REASON_COLUMNS``). A reason that
+    arose at a session takes that session's date unless it brings its own."""
 
-    def add(episode_id, key, session, words, date=None):
+    def __init__(self, date_of: dict):
+        self.date_of = date_of  # (episode_id, session_number) -> session_date
+        self.rows: list[dict] = []
+
+    def add(self, episode_id, key, session, words, date=None):
         rank, label = BY_KEY[key].rank, BY_KEY[key].label
         session = None if session is None or pd.isna(session) else int(session)
         if date is None and session is not None:
-            date = date_of.get((episode_id, session))
-        rows.append(
+            date = self.date_of.get((episode_id, session))
+        self.rows.append(
             {
                 "episode_id": episode_id,
                 "reason": key,
@@ -143,11 +133,24 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
             }
         )
 
+
+def _session_dates(metrics: ClinicalMetrics, open_ids: set) -> dict:
+    """The date of every rated session of the open episodes, by (episode_id, session_number)."""
+    dates = pd.concat(
+        [
+            metrics.outcome_ratings[["episode_id", "session_number", "session_date"]],
+            metrics.alliance_ratings[["episode_id", "session_number", "session_date"]],
+        ]
+    ).drop_duplicates(["episode_id", "session_number"])
+    dates = dates[dates["episode_id"].isin(open_ids)]
+    return dates.set_index(["episode_id", "session_number"])["session_date"].to_dict()
+
+
+def _status_runs(metrics: ClinicalMetrics, primary: pd.DataFrame, open_ids: set) -> dict:
+    """Per open episode, the session its final run of deterioration, red and yellow began (None if its last
+    rating is not in such a run), from the outcome status at every rating of its primary instrument."""
     # Outcome status at every rating (for when deterioration / red / yellow began).
     ss = metrics.session_status()
-    change = metrics.episode_change
-    primary = change[change["primary"].astype(bool) & change["episode_id"].isin(open_ids)]
-    primary = primary.set_index("episode_id")
     if len(ss):
         ss = ss[ss["episode_id"].isin(open_ids)]
         ss = ss.merge(primary[["instrument"]].reset_index(), on=["episode_id", "instrument"], how="inner")
@@ -160,6 +163,19 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
             "red": _final_run_start(sub["session_number"], sub["status"].eq("red")),
             "yellow": _final_run_start(sub["session_number"], sub["status"].eq("yellow")),
         }
+    return runs
+
+
+def _outcome_reasons(
+    reasons: _ReasonRows, metrics: ClinicalMetrics, table: pd.DataFrame, open_ids: set
+) -> None:
+    """Outcome reasons from the caseload table: deterioration, not on track, at risk (each dated by the
+    session its final run began) and no recent session."""
+    change = metrics.episode_change
+    primary = change[change["primary"].astype(bool) & change["episode_id"].isin(open_ids)]
+    primary = primary.set_index("episode_id")
+    runs = _status_runs(metrics, primary, open_ids)
+    add = reasons.add
 
     for eid, r in table.iterrows():
         code = r["instrument"]
@@ -194,6 +210,10 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
                 date=last + pd.Timedelta(days=NO_SESSION_DAYS),
             )
 
+
+def _alliance_reasons(reasons: _ReasonRows, metrics: ClinicalMetrics, open_ids: set) -> None:
+    """Alliance reasons of the open episodes, in this order: unrepaired rupture, below the cut-off at the
+    last two ratings, late decline, ceiling alliance with no reliable improvement."""
     ae = metrics.alliance_events
     if len(ae):
         ae = ae[ae["episode_id"].isin(open_ids)]
@@ -203,82 +223,117 @@ def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
         else None
     )
     if len(ae):
-        rup = ae[(ae["event"] == "rupture") & ae["repair_status"].astype(str).isin(["unrepaired", "open"])]
-        for r in rup.itertuples():
-            last = (
-                int(last_alliance.get_group((r.episode_id, r.instrument))["session_number"].iloc[-1])
-                if last_alliance is not None
-                else r.session_number
-            )
-            state = (
-                f"not repaired by session {last}"
-                if str(r.repair_status) == "unrepaired"
-                else f"still open at session {last} (too few ratings since to say)"
-            )
-            add(
-                r.episode_id,
-                "unrepaired_rupture",
-                r.session_number,
-                (
-                    f"{r.instrument} fell from {r.previous_score:g} to {r.score:g} at session "
-                    f"{r.session_number} (baseline {r.baseline:.1f}) — rupture, {state}"
-                    if not pd.isna(r.previous_score)
-                    else f"{r.instrument} fell from a baseline of {r.baseline:.1f} to {r.score:g} at session "
-                    f"{r.session_number} — rupture, {state}"
-                ),
-            )
-        below = ae[ae["event"] == "below_cutoff"]
-        if len(below) and last_alliance is not None:
-            below_keys = set(
-                zip(below["episode_id"], below["instrument"], below["session_number"], strict=True)
-            )
-            for (eid, code), sub in last_alliance:
-                if eid not in open_ids or len(sub) < 2:
-                    continue
-                tail = sub.tail(2)
-                s = tail["session_number"].astype(int).tolist()
-                if all((eid, code, n) in below_keys for n in s):
-                    cut = below.loc[below["instrument"] == code, "threshold"].iloc[0]
-                    add(
-                        eid,
-                        "below_cutoff",
-                        s[0],
-                        f"{code} below the cut-off {cut:g} at the last two ratings: "
-                        f"{tail['score'].iloc[0]:g} at session {s[0]}, "
-                        f"{tail['score'].iloc[1]:g} at session {s[1]}",
-                    )
+        _rupture_reasons(reasons, ae, last_alliance)
+        _below_cutoff_reasons(reasons, ae, last_alliance, open_ids)
         for r in ae[ae["event"] == "late_decline"].itertuples():
-            add(r.episode_id, "late_decline", r.session_number, f"late alliance decline: {r.detail}")
-        improved = change.loc[change["primary"].astype(bool)].set_index("episode_id")["reliable_improvement"]
-        for r in ae[ae["event"] == "ceiling"].itertuples():
-            if bool(pd.Series([improved.get(r.episode_id)]).astype("boolean").fillna(False).iloc[0]):
-                continue
-            add(
-                r.episode_id,
-                "ceiling",
-                r.session_number,
-                f"ceiling alliance with no reliable improvement by session {r.session_number}: {r.detail}",
+            reasons.add(r.episode_id, "late_decline", r.session_number, f"late alliance decline: {r.detail}")
+        _ceiling_reasons(reasons, ae, metrics.episode_change)
+
+
+def _rupture_reasons(reasons: _ReasonRows, ae: pd.DataFrame, last_alliance) -> None:
+    """A rupture not repaired, or still open, at the last alliance rating."""
+    rup = ae[(ae["event"] == "rupture") & ae["repair_status"].astype(str).isin(["unrepaired", "open"])]
+    for r in rup.itertuples():
+        last = (
+            int(last_alliance.get_group((r.episode_id, r.instrument))["session_number"].iloc[-1])
+            if last_alliance is not None
+            else r.session_number
+        )
+        state = (
+            f"not repaired by session {last}"
+            if str(r.repair_status) == "unrepaired"
+            else f"still open at session {last} (too few ratings since to say)"
+        )
+        reasons.add(
+            r.episode_id,
+            "unrepaired_rupture",
+            r.session_number,
+            (
+                f"{r.instrument} fell from {r.previous_score:g} to {r.score:g} at session "
+                f"{r.session_number} (baseline {r.baseline:.1f}) — rupture, {state}"
+                if not pd.isna(r.previous_score)
+                else f"{r.instrument} fell from a baseline of {r.baseline:.1f} to {r.score:g} at session "
+                f"{r.session_number} — rupture, {state}"
+            ),
+        )
+
+
+def _below_cutoff_reasons(reasons: _ReasonRows, ae: pd.DataFrame, last_alliance, open_ids: set) -> None:
+    """Alliance below the instrument's cut-off at both of the last two ratings."""
+    below = ae[ae["event"] == "below_cutoff"]
+    if not (len(below) and last_alliance is not None):
+        return
+    below_keys = set(zip(below["episode_id"], below["instrument"], below["session_number"], strict=True))
+    for (eid, code), sub in last_alliance:
+        if eid not in open_ids or len(sub) < 2:
+            continue
+        tail = sub.tail(2)
+        s = tail["session_number"].astype(int).tolist()
+        if all((eid, code, n) in below_keys for n in s):
+            cut = below.loc[below["instrument"] == code, "threshold"].iloc[0]
+            reasons.add(
+                eid,
+                "below_cutoff",
+                s[0],
+                f"{code} below the cut-off {cut:g} at the last two ratings: "
+                f"{tail['score'].iloc[0]:g} at session {s[0]}, "
+                f"{tail['score'].iloc[1]:g} at session {s[1]}",
             )
 
+
+def _ceiling_reasons(reasons: _ReasonRows, ae: pd.DataFrame, change: pd.DataFrame) -> None:
+    """Ceiling alliance in an episode with no reliable improvement on its primary instrument."""
+    improved = change.loc[change["primary"].astype(bool)].set_index("episode_id")["reliable_improvement"]
+    for r in ae[ae["event"] == "ceiling"].itertuples():
+        if bool(pd.Series([improved.get(r.episode_id)]).astype("boolean").fillna(False).iloc[0]):
+            continue
+        reasons.add(
+            r.episode_id,
+            "ceiling",
+            r.session_number,
+            f"ceiling alliance with no reliable improvement by session {r.session_number}: {r.detail}",
+        )
+
+
+def _sudden_loss_reasons(reasons: _ReasonRows, metrics: ClinicalMetrics, open_ids: set) -> None:
+    """A sudden loss on an outcome instrument, dated at the session after the drop."""
     se = metrics.sudden_events
-    if len(se):
-        out = metrics.outcome_ratings.set_index(["episode_id", "instrument", "session_number"])["score"]
-        for r in se[(se["kind"] == "loss") & se["episode_id"].isin(open_ids)].itertuples():
-            n = int(r.session)
-            before, after = (
-                out.get((r.episode_id, r.instrument, n)),
-                out.get((r.episode_id, r.instrument, n + 1)),
-            )
-            scores = f"{before:g} → {after:g}, " if before is not None and after is not None else ""
-            add(
-                r.episode_id,
-                "sudden_loss",
-                n + 1,
-                f"sudden loss on {r.instrument} between sessions {n} and {n + 1} "
-                f"({scores}{abs(r.magnitude):g} points{', reversed later' if r.reversal else ''})",
-            )
+    if not len(se):
+        return
+    out = metrics.outcome_ratings.set_index(["episode_id", "instrument", "session_number"])["score"]
+    for r in se[(se["kind"] == "loss") & se["episode_id"].isin(open_ids)].itertuples():
+        n = int(r.session)
+        before, after = (
+            out.get((r.episode_id, r.instrument, n)),
+            out.get((r.episode_id, r.instrument, n + 1)),
+        )
+        scores = f"{before:g} → {after:g}, " if before is not None and after is not None else ""
+        reasons.add(
+            r.episode_id,
+            "sudden_loss",
+            n + 1,
+            f"sudden loss on {r.instrument} between sessions {n} and {n + 1} "
+            f"({scores}{abs(r.magnitude):g} points{', reversed later' if r.reversal else ''})",
+        )
 
-    out = pd.DataFrame(rows, columns=["episode_id", "reason", "rank", "label", "session", "date", "words"])
+
+def episode_reasons(metrics: ClinicalMetrics) -> pd.DataFrame:
+    """Every agenda reason of every open episode in ``metrics``' scope, one row per reason.
+
+    Columns: episode_id, reason, rank, label, session, date, words.
+    """
+    table = caseload_table(metrics).set_index("episode_id")
+    table = table[~table["closed"].astype(bool)]
+    if table.empty:
+        return pd.DataFrame(columns=REASON_COLUMNS)
+    open_ids = set(table.index)
+
+    reasons = _ReasonRows(_session_dates(metrics, open_ids))
+    _outcome_reasons(reasons, metrics, table, open_ids)
+    _alliance_reasons(reasons, metrics, open_ids)
+    _sudden_loss_reasons(reasons, metrics, open_ids)
+
+    out = pd.DataFrame(reasons.rows, columns=REASON_COLUMNS)
     return out.sort_values(["episode_id", "rank", "session"]).reset_index(drop=True)
 
 

@@ -180,50 +180,144 @@ def fresh_client_page(db: Path) -> None:
     print(f"{time.perf_counter() - start:.3f} {rss_mb():.0f}")
 
 
-def browser_rows(db: Path) -> None:
-    """Each page as a new session in headless Chromium against a real panel serve; then a client switch."""
+HEADING = r"^Client \S+ · episode"
+FIGURES_DRAWN = """
+(n) => {
+  if (window.Bokeh === undefined || Bokeh.index === undefined) return false;
+  const figures = [...Bokeh.index.all_views()].filter((v) => v.model.type === "Figure");
+  return figures.length >= n && figures.every((v) => v.has_finished());
+}
+"""
+# Page → (text that only that page shows, figures it draws).
+PAGE_CONTENT = {
+    "client": (HEADING, 3),
+    "caseload": (r"^Episodes \(flagged first", 1),
+    "comparison": (r"^How to read this page", 2),
+    "meeting": (r"^Agenda for ", 0),
+}
+
+
+async def _open(page, url: str, name: str, timeout: float) -> float:
+    """Seconds from navigation until the page shows its own content with its charts drawn."""
+    import re
+
+    from playwright.async_api import expect
+
+    text, figures = PAGE_CONTENT[name]
+    start = time.perf_counter()
+    await page.goto(url, timeout=timeout)
+    await expect(page.get_by_text(re.compile(text)).first).to_be_visible(timeout=timeout)
+    if figures:
+        await page.wait_for_function(FIGURES_DRAWN, arg=figures, timeout=timeout)
+    return time.perf_counter() - start
+
+
+async def _switch_client(page, timeout: float) -> float:
+    """Choose another client in the client page's selector; seconds until heading and charts show it."""
+    import re
+
+    from playwright.async_api import expect
+
+    select = page.get_by_role("combobox").nth(1)
+    current = (await select.inner_text()).strip()
+    await select.click()
+    options = [t.strip() for t in await page.get_by_role("menuitem").all_inner_texts()]
+    other = next(o for o in options if o.strip("\u200b ") and o != current)
+    start = time.perf_counter()
+    await page.get_by_role("menuitem", name=other, exact=True).click()
+    await expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(
+        timeout=timeout
+    )
+    await page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=timeout)
+    return time.perf_counter() - start
+
+
+async def _browser(db: Path, users: int, switches: int, chromium: Path) -> None:
+    import asyncio
+
+    from playwright.async_api import async_playwright
+
+    from alliance.serving import Server
+
+    timeout = 180_000
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "panel.log"
+        server = Server(db, log, num_threads=4)
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
+                page = await browser.new_page(viewport={"width": 1366, "height": 768})
+                first = await _open(page, f"{server.url}/client", "client", timeout)
+                print(f"browser: client, first session after the server started  {first:6.2f} s", flush=True)
+                await page.close()
+                for name, target in BROWSER_TARGETS.items():
+                    if name == "client switch":
+                        continue
+                    page = await browser.new_page(viewport={"width": 1366, "height": 768})
+                    seconds = await _open(page, f"{server.url}/{name}", name, timeout)
+                    verdict = "ok" if seconds <= target else "OVER"
+                    print(
+                        f"browser: {name:<10} new session until content shows  {seconds:6.2f} s  "
+                        f"target {target:.0f} s {verdict}",
+                        flush=True,
+                    )
+                    if name == "client":
+                        times = [await _switch_client(page, timeout) for _ in range(switches)]
+                        row("browser: choose another client", times, target=BROWSER_TARGETS["client switch"])
+                    await page.close()
+
+                if users:
+                    errors: list[str] = []
+
+                    async def user(i: int) -> list[float]:
+                        context = await browser.new_context(viewport={"width": 1366, "height": 768})
+                        page = await context.new_page()
+                        page.on("pageerror", lambda exc: errors.append(f"user {i}: {exc}"))
+                        try:
+                            await _open(page, f"{server.url}/client", "client", timeout)
+                            times = [await _switch_client(page, timeout) for _ in range(switches)]
+                            for name in ("caseload", "comparison", "meeting"):
+                                await _open(page, f"{server.url}/{name}", name, timeout)
+                            return times
+                        except Exception as exc:  # a failed session is a result, reported below
+                            errors.append(f"user {i}: {type(exc).__name__}: {str(exc)[:200]}")
+                            return []
+                        finally:
+                            await context.close()
+
+                    start = time.perf_counter()
+                    results = await asyncio.gather(*(user(i) for i in range(users)))
+                    took = time.perf_counter() - start
+                    times = [t for r in results for t in r]
+                    traceback = "Traceback" in log.read_text()
+                    print(
+                        f"load: {users} simultaneous sessions (client page, {switches} client switches, "
+                        f"caseload, comparison, meeting) in {took:.1f} s; {len(errors)} failed sessions; "
+                        f"server traceback: {'yes' if traceback else 'no'}",
+                        flush=True,
+                    )
+                    for e in errors[:10]:
+                        print(f"  {e}")
+                    if traceback:
+                        text = log.read_text()
+                        print("  " + text[text.index("Traceback") :][:1500].replace("\n", "\n  "))
+                    if times:
+                        row(f"load: client switch, {users} sessions", times, target=1.0)
+                await browser.close()
+        finally:
+            server.stop()
+
+
+def browser_rows(db: Path, users: int, switches: int) -> None:
+    """Each page as a new session in headless Chromium against a real panel serve; switching clients; and
+    ``users`` simultaneous sessions (real websocket sessions) opening pages and switching clients."""
+    import asyncio
+
     chromium = Path(os.environ.get("ALLIANCE_CHROMIUM", "/usr/bin/chromium"))
     if not chromium.exists():
         print(f"browser: skipped — no Chromium at {chromium} (set ALLIANCE_CHROMIUM)")
         return
-    from playwright.sync_api import sync_playwright
-
-    from alliance.serving import Server
-
-    with tempfile.TemporaryDirectory() as tmp:
-        server = Server(db, Path(tmp) / "panel.log")
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(executable_path=str(chromium))
-                # The first page after the server starts pays for loading the service's metrics.
-                for first, name, wait in [
-                    (True, "client", "text=Client "),
-                    (False, "client", "text=Client "),
-                    (False, "caseload", "text=Episodes (flagged first"),
-                    (False, "comparison", "text=How to read this page"),
-                    (False, "meeting", "text=Meeting"),
-                ]:
-                    page = browser.new_page(viewport={"width": 1366, "height": 768})
-                    start = time.perf_counter()
-                    page.goto(f"{server.url}/{name}")
-                    page.wait_for_selector(wait, timeout=120_000)
-                    page.wait_for_selector(".bk-Canvas, canvas", timeout=120_000)
-                    seconds = time.perf_counter() - start
-                    label = f"{name} (first after start)" if first else name
-                    target = None if first else BROWSER_TARGETS[name]
-                    print(
-                        f"browser: {label:<28} {seconds:6.2f} s until content shows"
-                        + (
-                            ""
-                            if target is None
-                            else f"  target {target:.0f} s {'ok' if seconds <= target else 'OVER'}"
-                        ),
-                        flush=True,
-                    )
-                    page.close()
-                browser.close()
-        finally:
-            server.stop()
+    asyncio.run(_browser(db, users, switches, chromium))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=None, help="reuse an existing database instead")
     parser.add_argument("--repeats", type=int, default=10, help="runs per row (default 10)")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium rows")
+    parser.add_argument("--users", type=int, default=20, help="simultaneous browser sessions (default 20)")
+    parser.add_argument("--switches", type=int, default=3, help="client switches per browser session")
     parser.add_argument("--fresh-client-page", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fresh_client_page:
@@ -249,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generated {args.episodes:,} episodes with stored metrics in {took:.1f} s")
         api_rows(db, args.repeats)
         if not args.no_browser:
-            browser_rows(db)
+            browser_rows(db, args.users, args.switches)
     return 0
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 
 from alliance.clinical import ClinicalMetrics
 from alliance.flags import BY_KEY, CASELOAD_FLAGS, NO_SESSION_DAYS
-from alliance.metrics.comparison import wilson_interval
+from alliance.metrics.comparison_stats import wilson_interval
 
 
 def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:

@@ -15,7 +15,7 @@ import panel as pn
 import param
 
 from alliance.clinical import ClinicalMetrics, MetricSettings
-from alliance.comparison import ComparisonFilter, comparison_frames
+from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database, open_database
 from alliance.scope import Scope
 from alliance.service import Service
@@ -75,5 +75,5 @@ class DataStore(param.Parameterized):
         return _service_metrics(str(self.db.path), self.db.data_version)
 
     def comparison(self, f: ComparisonFilter) -> dict:
-        """The clinician comparison of the viewer's scope for one filter (alliance.comparison)."""
+        """The clinician comparison of the viewer's scope for one filter (alliance.clinician_comparison)."""
         return _comparison(*self._key(self.scope), dataclasses.astuple(f))

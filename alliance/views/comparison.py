@@ -10,8 +10,13 @@ import param
 from panel.viewable import Viewer
 
 from alliance import style
-from alliance.comparison import RATES, ComparisonFilter
-from alliance.metrics.comparison import funnel_limits, funnel_limits_mean, funnel_n_grid, funnel_position
+from alliance.clinician_comparison import RATES, ComparisonFilter
+from alliance.metrics.comparison_stats import (
+    funnel_limits,
+    funnel_limits_mean,
+    funnel_n_grid,
+    funnel_position,
+)
 
 MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
 

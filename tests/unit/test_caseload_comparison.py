@@ -14,10 +14,10 @@ import pytest
 
 from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table
 from alliance.clinical import ClinicalMetrics, MetricSettings
-from alliance.comparison import ComparisonFilter, comparison_frames
+from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database
 from alliance.export import write_metrics
-from alliance.metrics.comparison import funnel_position, wilson_interval
+from alliance.metrics.comparison_stats import funnel_position, wilson_interval
 from alliance.scope import Scope
 from alliance.service import Service
 

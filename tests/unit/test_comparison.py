@@ -18,7 +18,7 @@ import pytest
 from scipy import stats
 from statsmodels.stats.proportion import proportion_confint
 
-from alliance.metrics.comparison import (
+from alliance.metrics.comparison_stats import (
     EFFECT_SIZE_COLUMNS,
     MIN_EPISODES_RANKED,
     SHRINKAGE_COLUMNS,

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from alliance import demo
+from alliance.demo import write as demo_write
 from alliance.schema import check_schema
 
 AS_OF = dt.date(2026, 11, 1)
@@ -425,14 +426,14 @@ def test_write_demo_refuses_to_overwrite_without_force(tmp_path):
 
 
 def test_failed_write_leaves_nothing_behind(tmp_path, monkeypatch):
-    real = demo._generate
+    real = demo_write._generate
 
     def broken(*args):
         frames = real(*args)
         frames["rating"].loc[len(frames["rating"]) // 2, "score"] = -1.0  # violates CHECK (score >= 0)
         return frames
 
-    monkeypatch.setattr(demo, "_generate", broken)
+    monkeypatch.setattr(demo_write, "_generate", broken)
     with pytest.raises(duckdb.ConstraintException):
         demo.write_demo(tmp_path / "demo.duckdb", n_episodes=50, as_of=AS_OF)
     assert list(tmp_path.iterdir()) == []

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from alliance.metrics.comparison import (
+from alliance.metrics.comparison_stats import (
     MIN_EPISODES_RANKED,
     effect_size_episodes,
     effect_sizes,
