@@ -303,7 +303,9 @@ class ClinicalMetrics:
             hib, out["max_score"] - out["latest"], out["latest"] - out["min_score"]
         )
         # Per-episode effect size: improvement in units of the service's intake SD for the instrument.
-        out["effect_size"] = out["improvement"] / out["instrument"].map(self.intake_sd)
+        # No spread of intake scores (a tiny reference) gives no effect size, not an infinite one.
+        sd = out["instrument"].map(self.intake_sd)
+        out["effect_size"] = out["improvement"] / sd.where(sd > 0)
         # The primary outcome of an episode: its most-rated outcome instrument (ties: registry order).
         out["position"] = out["instrument"].map(
             self.norms.drop_duplicates("instrument").set_index("instrument")["position"]

@@ -141,7 +141,9 @@ def write_store(
             progress(table)
         frame = _storable(getattr(metrics, attr))
         if frame.empty:  # an empty result may carry no columns; the named query expects its documented ones
-            frame = frame.reindex(columns=load_query(TABLES[table][1]).columns)
+            # As text: an untyped empty column would be stored as DOUBLE, and the scope's comparison of
+            # episode codes with it would fail.
+            frame = frame.reindex(columns=load_query(TABLES[table][1]).columns).astype("string")
         frames[table] = frame
     stamp = StoreStamp(
         data_version(con),

@@ -8,7 +8,7 @@ import pandas as pd
 import panel as pn
 import panel_material_ui as pmui
 import param
-from bokeh.models import OpenURL, TapTool
+from bokeh.models import CustomJS, TapTool
 from panel.viewable import Viewer
 
 from alliance import style
@@ -17,6 +17,17 @@ from alliance.inert import html_text, link
 SESSION = hv.Dimension("session_number", label="Session")
 CHANGE = hv.Dimension("change", label="Change from intake (up = better)")
 CHANGE2 = hv.Dimension("change_top", label="Change (band top)")
+
+
+#: A tap on a caseload line opens that client's episode; the codes are URL-encoded as components.
+OPEN_CLIENT_JS = """
+const source = cb_data.source;
+const i = source.selected.indices[0];
+if (i === undefined) { return; }
+const client = encodeURIComponent(String(source.data.client_id[i]));
+const episode = encodeURIComponent(String(source.data.episode_id[i]));
+window.location.href = "client?client=" + client + "&episode=" + episode;
+"""
 
 
 def client_link(client_id: str, episode_id: str) -> str:
@@ -252,9 +263,9 @@ class CaseloadPicture(Viewer):
     @staticmethod
     def _open_client(plot, element):
         """Bokeh: a tap on a line opens that client's page."""
-        plot.state.add_tools(
-            TapTool(callback=OpenURL(url="client?client=@client_id&episode=@episode_id", same_tab=True))
-        )
+        # Codes go through encodeURIComponent (OpenURL's encodeURI would leave '&', '=' and '#' in a code to
+        # change the query).
+        plot.state.add_tools(TapTool(callback=CustomJS(code=OPEN_CLIENT_JS)))
 
     def _lines(self, courses, flagged: bool):
         vdims = ["episode_id", "client_id", "flags"]

@@ -161,3 +161,18 @@ def test_cli_refresh(db_copy, capsys):
         assert is_current(db, SETTINGS)
     finally:
         db.close()
+
+
+def test_empty_stored_tables_are_read_by_scope(edge_db):
+    """The edge cases have no sudden events: the empty stored table must still answer a restricted scope
+    (an untyped empty column would be stored as DOUBLE and break the comparison with episode codes)."""
+    db = Database(edge_db)
+    try:
+        full = metrics_for(Service(db, Scope.full_access()))
+        assert isinstance(full, StoredMetrics) and full.sudden_events.empty
+        one = full.for_scope(Service(db, Scope.clinicians("CL91")))
+        for attr in StoredMetrics.SCOPED:
+            getattr(one, attr)  # no Binder Error
+        assert set(one.episode_end["clinician_id"]) == {"CL91"}
+    finally:
+        db.close()
