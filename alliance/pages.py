@@ -32,7 +32,7 @@ class ProblemView(Viewer):
         return pmui.Alert(
             title=self.title,
             object=f"{html_text(self.problem)}\n\n{self.remedy}",  # the problem quotes a path or a message
-            alert_type="error",
+            severity="error",
             sizing_mode="stretch_width",
             name="problem",
         )
@@ -92,7 +92,7 @@ class ClientPage(Viewer):
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
         self.methods = pn.pane.Markdown(sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         self.notes = pmui.Alert(
-            alert_type="warning", title="What this episode lacks", sizing_mode="stretch_width", visible=False
+            severity="warning", title="What this episode lacks", sizing_mode="stretch_width", visible=False
         )
         # Everything that belongs to one episode: loading and swapped as one.
         self.episode_view = pn.Column(

@@ -119,7 +119,7 @@ class MeetingPage(Viewer):
             self.download_pdf,
             sizing_mode="stretch_width",
         )
-        self.message = pmui.Alert(alert_type="warning", sizing_mode="stretch_width", visible=False)
+        self.message = pmui.Alert(severity="warning", sizing_mode="stretch_width", visible=False)
         self.agenda_view = pn.Column(sizing_mode="stretch_width", name="agenda")
         self.back = pmui.Button(label="Back to the agenda", variant="outlined", name="back")
         self.back.on_click(self._show_agenda)
@@ -150,7 +150,7 @@ class MeetingPage(Viewer):
             ),
         ]
         if self.state.store_problem:
-            items.append(pmui.Alert(object=html_text(self.state.store_problem), alert_type="warning"))
+            items.append(pmui.Alert(object=html_text(self.state.store_problem), severity="warning"))
         if agenda is None or agenda.empty:
             items.append(pmui.Typography("No open episode of this team needs discussion.", variant="body1"))
         else:

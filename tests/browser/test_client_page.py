@@ -184,5 +184,11 @@ def test_missing_database_shows_a_message_in_the_browser(page: Page, tmp_path):
         page.goto(f"{server.url}/client", timeout=TIMEOUT)
         expect(page.get_by_text("The database cannot be used")).to_be_visible(timeout=TIMEOUT)
         expect(page.get_by_text(re.compile("not found"))).to_be_visible()
+        # An error, not a green success: Material UI's error alert (red, role "alert").
+        alert = page.get_by_role("alert").filter(has_text="The database cannot be used")
+        expect(alert).to_have_class(re.compile(r"MuiAlert-colorError"))
+        colour = alert.evaluate("(el) => getComputedStyle(el).color")
+        red, green, _ = (int(v) for v in re.findall(r"\d+", colour)[:3])
+        assert red > green, f"the problem is not shown in an error colour: {colour}"
     finally:
         server.stop()
