@@ -19,6 +19,27 @@ from alliance.metrics.comparison_stats import (
 )
 
 MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
+#: Measures where a lower value is better: above the funnel is worse on these.
+LOWER_IS_BETTER = {"deteriorated_rate", "dropout_rate"}
+
+
+def funnel_verdict(position: pd.Series, measure: str) -> pd.Series:
+    """'better', 'worse' or 'no evidence of a difference' for each funnel position, in the measure's own
+    better direction (above is worse on deterioration and dropout)."""
+    above = position.astype(str).str.startswith("above")
+    below = position.astype(str).str.startswith("below")
+    better, worse = (below, above) if measure in LOWER_IS_BETTER else (above, below)
+    return pd.Series(
+        np.select([better, worse], ["better", "worse"], "no evidence of a difference"), index=position.index
+    )
+
+
+#: Colour and marker of each verdict: never colour alone.
+VERDICT_STYLE = {
+    "better": (style.STATUS_COLOURS["green"], "triangle"),
+    "worse": (style.STATUS_COLOURS["red"], "inverted_triangle"),
+    "no evidence of a difference": ("#666666", "circle"),
+}
 
 
 def _pct(v) -> str:
@@ -228,20 +249,17 @@ class FunnelPlot(Viewer):
             hv.Dimension("n", label="Closed episodes"),
             hv.Dimension("value", label=MEASURES[measure]),
         )
-        vdims = [v_dim, "clinician_id", "position", "colour", "label"]
+        vdims = [v_dim, "clinician_id", "position", "verdict", "colour", "marker", "label"]
         if d is None or d.empty:
             return hv.Scatter(
-                pd.DataFrame({c: [] for c in ["n", "value", "clinician_id", "position", "colour", "label"]}),
+                pd.DataFrame({c: [] for c in ["n", "value", *vdims[1:]]}),
                 n_dim,
                 vdims,
             )
         pos = funnel_position(d["value"], d["n"], target=target, sd=sd).astype(str)
-        colour = np.select(
-            [pos.str.startswith("above"), pos.str.startswith("below")],
-            [style.STATUS_COLOURS["green"], style.STATUS_COLOURS["red"]],
-            "#666666",
-        )
-        colour = np.where(d["eligible"], colour, "#c8c8c8")
+        verdict = funnel_verdict(pos, measure)
+        colour = np.where(d["eligible"], verdict.map(lambda v: VERDICT_STYLE[v][0]), "#c8c8c8")
+        marker = verdict.map(lambda v: VERDICT_STYLE[v][1]).to_numpy()
         fmt = (lambda v: f"{v:.2f}") if measure == "es" else _pct
         data = pd.DataFrame(
             {
@@ -249,19 +267,28 @@ class FunnelPlot(Viewer):
                 "value": d["value"].astype(float),
                 "clinician_id": d["clinician_id"],
                 "position": pos.to_numpy(),
+                "verdict": verdict.to_numpy(),
                 "colour": colour,
+                "marker": marker,
                 "label": [
-                    f"{c}: {fmt(v)} of n = {int(n)} ({p} limit{'s' if p == 'inside' else ''})"
+                    f"{c}: {fmt(v)} of n = {int(n)} ({p} limit{'s' if p == 'inside' else ''}: {w})"
                     + ("" if e else f" — under the minimum of {self.state.minimum}, not ranked")
-                    for c, v, n, p, e in zip(
-                        d["clinician_id"], d["value"], d["n"], pos, d["eligible"], strict=True
+                    for c, v, n, p, w, e in zip(
+                        d["clinician_id"], d["value"], d["n"], pos, verdict, d["eligible"], strict=True
                     )
                 ],
             }
         )
+        # The axis follows the measure shown (rates 0–1, effect sizes their own range) and the limits.
+        values = [data["value"].min(), data["value"].max(), target]
+        lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+        pad = 0.08 * (hi - lo or 1.0)
+        ylim = (lo - pad, hi + pad) if measure == "es" else (max(0.0, lo - pad), min(1.0, hi + pad))
         return hv.Scatter(data, n_dim, vdims).opts(
+            ylim=ylim,
             color="colour",
-            size=10,
+            marker="marker",
+            size=11,
             line_color="white",
             tools=["hover"],
             hover_tooltips=[("", "@label")],
