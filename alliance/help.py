@@ -68,8 +68,9 @@ COMPARISON_PAGE_HELP = """
 against the number of closed episodes it rests on. The blue line is the service value; the dashed and dotted
 curves are the 95 % and 99.8 % control limits around it (Spiegelhalter 2005), wide for small caseloads and
 narrow for large ones. **Inside the funnel means no evidence of a difference** from the service — most
-clinicians should be there by chance alone; outside the 99.8 % limits is the only "different" there is (green
-above, red below for the better direction of the measure you read). The **caterpillar plot** shows each
+clinicians should be there by chance alone; outside the 99.8 % limits is the only "different" there is. Outside
+on the better side is a green ▲, on the worse side a red ▼, grey ● inside — in the measure's own direction:
+above the funnel is better for improvement and recovery, worse for deterioration and dropout. The **caterpillar plot** shows each
 clinician's mean improvement shrunk towards the service mean in proportion to how little data it rests on
 (empirical Bayes from a random-intercept model), with 95 % intervals; overlapping intervals mean the ranking
 between them is not reliable. The therapist-effect ICC is the share of outcome variance between clinicians

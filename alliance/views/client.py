@@ -9,12 +9,14 @@ builds the layout for it.
 
 from __future__ import annotations
 
+from functools import partial
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models import BasicTicker
+from bokeh.models import BasicTicker, Range1d
 from panel.viewable import Viewer
 
 from alliance import style
@@ -65,6 +67,7 @@ class ClientCharts(Viewer):
         self._drawn = self._story  # the story the charts' last frames were drawn from
         self._pipe = hv.streams.Pipe(data=self._story)
         self._styles: dict = {}  # option key -> the element that holds those options (see _styled)
+        self._extent: tuple = (None, None, None)  # (story, axis, extent) of the last _x_extent
         self._pane = pn.pane.HoloViews(self._layout(), sizing_mode="stretch_width", name="client-charts")
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
         if self.follow:
@@ -123,10 +126,18 @@ class ClientCharts(Viewer):
         element.id = template.id
         return element
 
-    def _tag_episode(self, plot, element) -> None:
-        """Hook: the episode a figure draws, in its Bokeh ``tags`` (read by the browser tests)."""
-        info = self._drawn.summary.get("info", {}) if self._drawn is not None else {}
-        plot.state.tags = [f"episode:{info.get('episode_id', '')}"]
+    def _finish_figure(self, plot, element, axis: str) -> None:
+        """Hook, after each draw of a figure: the episode it draws in its Bokeh ``tags`` (``episode:<id>``,
+        read by the browser tests), and the shared x range set to the episode's extent. HoloViews only ever
+        widens a range the figures share; set here, every chart gets the same span whichever updates last,
+        after a switch as on a freshly opened page."""
+        story = self._drawn
+        info = story.summary.get("info", {}) if story is not None else {}
+        figure = plot.state
+        figure.tags = [f"episode:{info.get('episode_id', '')}"]
+        x0, _, x1, _ = self._x_extent(story, axis)
+        if isinstance(figure.x_range, Range1d) and not (pd.isna(x0) or pd.isna(x1)):
+            figure.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
 
     def _panel(self, layers: list, axis: str) -> hv.Overlay:
         """One chart's layers, with the chart's options."""
@@ -141,7 +152,7 @@ class ClientCharts(Viewer):
             show_legend=False,
             default_tools=["xpan", "xwheel_zoom", "reset", "save"],
             active_tools=["xwheel_zoom"],
-            hooks=[self._tag_episode],
+            hooks=[partial(self._finish_figure, axis=axis)],
         )
         if axis == "session":
             opts["xticks"] = BasicTicker(min_interval=1)  # sessions are whole numbers
@@ -174,6 +185,31 @@ class ClientCharts(Viewer):
         if axis == "session":
             return frame[column].astype(float)
         return pd.to_datetime(frame[date_column])
+
+    def _x_extent(self, story, axis) -> tuple:
+        """The horizontal extent of everything a story draws, padded: (left, nan, right, nan)."""
+        if self._extent[0] is story and self._extent[1] == axis:
+            return self._extent[2]
+        extent = (np.nan, np.nan, np.nan, np.nan)
+        if story is not None:
+            frames = (story.outcome, story.alliance, story.band, story.rc_band, story.events, story.items)
+            if axis == "session":
+                parts = [f["session_number"] for f in frames]
+                parts += [story.ruptures["session_number"] - 0.4, story.ruptures["end_session"] + 0.4]
+                parts.append(story.sudden["x1"])
+            else:
+                parts = [f["session_date"] for f in frames]
+                parts += [story.ruptures["date0"], story.ruptures["date1"], story.sudden["date1"]]
+                parts = [pd.to_datetime(p) for p in parts]
+            parts = [p.dropna() for p in parts]
+            parts = [p for p in parts if len(p)]
+            if parts:
+                lo, hi = min(p.min() for p in parts), max(p.max() for p in parts)
+                floor = 0.5 if axis == "session" else pd.Timedelta(days=3)
+                pad = max((hi - lo) * 0.08, floor)  # about what HoloViews pads a fresh page by
+                extent = (lo - pad, np.nan, hi + pad, np.nan)
+        self._extent = (story, axis, extent)
+        return extent
 
     def _area(self, story, axis, lo, hi, colour, alpha, frame_name="band"):
         area = self._area_element(story, axis, lo, hi, frame_name)
@@ -481,19 +517,21 @@ class ClientCharts(Viewer):
             else:
                 curves = {
                     label: hv.Curve(
-                        pd.DataFrame({_xcol(axis): self._x(sub, axis), y.name: sub["score"]}), X[axis], y
+                        pd.DataFrame({_xcol(axis): self._x(sub, axis), y.name: sub["score"]}),
+                        X[axis],
+                        y,
                     )
                     for label, sub in frame.groupby("label", sort=False)
                 }
             overlay = self._styled(
                 hv.NdOverlay(curves, kdims="item"),
-                "item lines",
+                ("item lines", axis),
                 hv.opts.NdOverlay(
                     responsive=True,
                     height=220,
                     show_legend=True,
                     legend_position="right",
-                    hooks=[self._tag_episode],
+                    hooks=[partial(self._finish_figure, axis=axis)],
                 ),
                 hv.opts.Curve(tools=["hover"]),
             )
@@ -521,14 +559,14 @@ class ClientCharts(Viewer):
                 )
             return self._styled(
                 hv.HeatMap(data, [X[axis], "label"], z),
-                "item heat",
+                ("item heat", axis),
                 cmap="Purples_r",
                 colorbar=True,
                 tools=["hover"],
                 responsive=True,
                 height=170,
                 ylabel="",
-                hooks=[self._tag_episode],
+                hooks=[partial(self._finish_figure, axis=axis)],
             )
 
         return self._chart(heat, axis)
@@ -576,7 +614,7 @@ class ClientCharts(Viewer):
                 show_grid=True,
                 padding=0.2,
                 invert_yaxis=False,
-                hooks=[self._tag_episode],
+                hooks=[partial(self._finish_figure, axis=axis)],
             )
 
         return self._chart(events, axis)
