@@ -138,18 +138,25 @@ def caseload_headlines(table: pd.DataFrame, alliance_sessions: pd.DataFrame | No
     all_closed = table[table["closed"]]
     rows.append({"figure": "dropout (closed)", **_share(int(all_closed["dropout"].sum()), len(all_closed))})
     if alliance_sessions is not None and len(alliance_sessions):
-        a = alliance_sessions
-        rows.append(
-            {
-                "figure": "mean alliance (SRS)",
-                "value": float(a["score"].mean()),
-                "low": np.nan,
-                "high": np.nan,
-                "n": len(a),
-            }
-        )
-        below = a["below_cutoff"].astype(bool)
-        rows.append({"figure": "sessions below alliance cut-off", **_share(int(below.sum()), len(a))})
+        # One pair of figures per alliance measure in use: SRS and WAI-SR totals are on different scales, and
+        # WAI-SR has no published cut-off (its "below" is the client's own baseline rule).
+        for code, a in alliance_sessions.groupby("instrument", sort=True):
+            rows.append(
+                {
+                    "figure": f"mean alliance ({code})",
+                    "value": float(a["score"].mean()),
+                    "low": np.nan,
+                    "high": np.nan,
+                    "n": len(a),
+                }
+            )
+            below = a["below_cutoff"].astype(bool)
+            words = (
+                f"{code} sessions below the client's own baseline"
+                if code == "WAI-SR"
+                else f"{code} sessions below the alliance cut-off"
+            )
+            rows.append({"figure": words, **_share(int(below.sum()), len(a))})
     return pd.DataFrame(rows)
 
 
@@ -183,7 +190,9 @@ def caseload_trend(table: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
         rows, columns=["quarter", "closed", "closed_with_change", "reliably_improved", "recovered", "dropout"]
     )
     if len(sessions):
-        s = sessions.copy()
+        # One alliance measure (the caseload's most rated): SRS and WAI-SR totals are on different scales.
+        code = sessions["instrument"].value_counts().index[0]
+        s = sessions[sessions["instrument"] == code].copy()
         s["quarter"] = pd.PeriodIndex(pd.to_datetime(s["session_date"]), freq="Q").astype(str)
         a = (
             s.groupby("quarter")
@@ -193,6 +202,7 @@ def caseload_trend(table: pd.DataFrame, sessions: pd.DataFrame) -> pd.DataFrame:
                 below_cutoff=("below_cutoff", "mean"),
             )
             .reset_index()
+            .assign(alliance_measure=code)
         )
         trend = trend.merge(a, on="quarter", how="outer")
     for c in ("closed", "closed_with_change"):

@@ -59,7 +59,7 @@ measure); red lines are flagged episodes. The blue bands are the change of all t
 the same measure at each session (10–90th and 25–75th percentiles, dotted median). Click a line to open that
 client.
 
-**My trend.** The same figures by calendar quarter, for self-review: closed episodes by the quarter of their
+**This caseload by quarter.** The same figures by calendar quarter, for self-review or supervision: closed episodes by the quarter of their
 last session, alliance by the quarter of the session. Small quarters move a lot by chance.
 """
 

@@ -305,7 +305,7 @@ class CaseloadPage(Viewer):
             ),
             self.table,
             self.picture,
-            pmui.Typography("My trend by quarter", variant="h6"),
+            pmui.Typography("This caseload by quarter", variant="h6"),
             self.trend,
             self.help,
             sizing_mode="stretch_width",

@@ -48,7 +48,7 @@ def check_client(text: str, db: Path) -> None:
 
 def check_caseload(text: str, db: Path) -> None:
     assert "Episodes (flagged first; click a client code to open the client page)" in text
-    assert "My trend by quarter" in text
+    assert "This caseload by quarter" in text
     links = set(re.findall(r"client\?client=(C-[0-9a-f]{6})&episode=(E\d+)", text))
     assert links, "the caseload table links no client"
     episodes = _episodes(db)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table
+from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database
@@ -85,6 +85,22 @@ def test_headline_figures_carry_n_and_wilson_intervals(metrics):
     low, high = wilson_interval(k, len(closed))
     assert (row["value"], row["low"], row["high"]) == pytest.approx((k / len(closed), low, high))
     assert h.loc["open episodes", "value"] == (~table["closed"]).sum()
+
+
+def test_alliance_figures_follow_the_measure_in_use(db, metrics):
+    """A clinician whose clients rate the WAI-SR is not shown SRS figures or an SRS cut-off."""
+    sessions = alliance_sessions(metrics).merge(metrics.episodes[["episode_id", "clinician_id"]], on="episode_id")
+    by = sessions.groupby("clinician_id")["instrument"].agg(set)
+    wai = by[by == {"WAI-SR"}].index[0]
+    scoped = metrics.for_scope(Service(db, Scope.clinicians(wai)))
+    mine = alliance_sessions(scoped)
+    h = caseload_headlines(caseload_table(scoped), mine).set_index("figure")
+    assert not [f for f in h.index if "SRS" in f]
+    assert h.loc["mean alliance (WAI-SR)", "value"] == pytest.approx(mine["score"].mean())
+    below = h.loc["WAI-SR sessions below the client's own baseline"]
+    assert below["n"] == len(mine) and below["value"] == pytest.approx(mine["below_cutoff"].mean())
+    trend = caseload_trend(caseload_table(scoped), mine)
+    assert set(trend["alliance_measure"].dropna()) == {"WAI-SR"}
 
 
 def _position(frames, measure: str) -> pd.Series:
