@@ -17,6 +17,7 @@ from panel.viewable import Viewer
 
 from alliance import style
 from alliance.agenda import meeting_agenda, supervisors, team_clinicians
+from alliance.flags import agenda_help
 from alliance.inert import file_name, html_text
 from alliance.marks import MAX_NOTE, MarkError, MarkStore
 from alliance.pages import ProblemView, episode_summary, open_service
@@ -127,7 +128,9 @@ class MeetingPage(Viewer):
         self.client_view = pn.Column(
             self.back, self.summary, self.charts, sizing_mode="stretch_width", visible=False
         )
-        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+        self.scope_note = pmui.Typography(
+            html_text(self.service.scope.describe()), variant="caption", name="scope"
+        )
         self._render_agenda()
         self.state.param.watch(self._render_agenda, ["agenda"])
         self.selection.param.watch(self._update_summary, ["story"])
@@ -143,9 +146,7 @@ class MeetingPage(Viewer):
             ),
             pn.pane.Markdown(
                 "Open episodes of the team with a reason to discuss them, strongest reason first "
-                "(reliable deterioration, not on track, unrepaired rupture, alliance below cut-off at the "
-                "last two ratings, sudden loss, at risk, no session for 21+ days, late alliance decline, "
-                "ceiling with no improvement). A client discussed and not worse since moves down.",
+                f"({agenda_help()}). A client discussed and not worse since moves down.",
                 sizing_mode="stretch_width",
             ),
         ]
