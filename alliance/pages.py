@@ -108,7 +108,9 @@ class ClientPage(Viewer):
             sizing_mode="stretch_width",
             active=[],
         )
-        self.scope_note = pmui.Typography(self.service.scope.describe(), variant="caption", name="scope")
+        self.scope_note = pmui.Typography(
+            html_text(self.service.scope.describe()), variant="caption", name="scope"
+        )
         self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
         self.selection.param.watch(self._follow, ["busy"])
 
@@ -124,12 +126,13 @@ class ClientPage(Viewer):
     def _show(self, info: dict, story, notes: list) -> None:
         """Heading and summary, notes, charts and methods of one episode, sent to the browser together."""
         methods = story.methods if story else []
-        with pn.io.hold():
+        # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
+        with pn.io.hold(freeze=True):
             self.summary.object = episode_summary(info, story)
-            self.notes.object = "\n".join(f"- {n}" for n in notes)
+            self.notes.object = "\n".join(f"- {html_text(n)}" for n in notes)  # codes from data
             self.notes.visible = bool(notes)
             self.charts.show(story)
-            self.methods.object = "\n".join(f"- {m}" for m in methods) if methods else ""
+            self.methods.object = "\n".join(f"- {html_text(m)}" for m in methods) if methods else ""
             self.episode_view.loading = False
 
     def follow_url(self) -> None:

@@ -3,6 +3,8 @@ episode's story (every layer the page draws). No UI here — tests set parameter
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import param
 
@@ -56,7 +58,8 @@ class ClientSelection(param.Parameterized):
         super().__init__(**params)
         self._episodes = pd.DataFrame()
         self._ratings: pd.DataFrame | None = None  # the chosen episode's, published with the story
-        self._cascading = False
+        self._cascading: int | None = None  # the thread running a cascade
+        self._cascade_lock = threading.Lock()
         self.param.watch(self._chosen, list(self._STEPS))
         clinicians = self.service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
@@ -107,16 +110,17 @@ class ClientSelection(param.Parameterized):
 
     def _cascade(self, step) -> None:
         """Run ``step`` (which sets the choices below it), then build and publish the story once."""
-        if self._cascading:
-            return  # a running cascade set this choice and goes on with the steps below it itself
-        self._cascading = True
-        try:
-            self.busy = True
-            step()
-            self._publish()
-        finally:
-            self._cascading = False
-            self.busy = False  # normally already False, published with the story
+        if self._cascading == threading.get_ident():
+            return  # this cascade set the choice and goes on with the steps below it itself
+        with self._cascade_lock:  # a choice made meanwhile in another server thread waits for this one
+            self._cascading = threading.get_ident()
+            try:
+                self.busy = True
+                step()
+                self._publish()
+            finally:
+                self._cascading = None
+                self.busy = False  # normally already False, published with the story
 
     def _choose_clients(self, client=None, episode=None, episodes=None) -> None:
         clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []

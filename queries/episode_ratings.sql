@@ -10,7 +10,7 @@ WITH e AS (
       AND ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), clinician_id))
 ),
 used AS (   -- instruments rated at least once in the episode
-    SELECT DISTINCT r.instrument FROM rating r SEMI JOIN e USING (episode_id)
+    SELECT DISTINCT r.instrument FROM rating r SEMI JOIN e USING (episode_id) WHERE r.episode_id = $episode_id
 ),
 norm AS (   -- the population's default norm, falling back to the adult one
     SELECT n.instrument, n.cutoff, n.clinical_side, n.verified, n.reliable_change
@@ -21,8 +21,13 @@ norm AS (   -- the population's default norm, falling back to the adult one
 positions AS (  -- every position 1..last: a session number with no session row is a gap too
     SELECT e.episode_id, unnest(range(1, max(s.session_number) + 1)) AS session_number
     FROM e JOIN session s USING (episode_id)
+    WHERE s.episode_id = $episode_id
     GROUP BY e.episode_id
-)
+),
+-- The episode's own rows, filtered by its code before any join (so a service of millions of ratings is not
+-- scanned for one episode).
+sessions AS (SELECT * FROM session WHERE episode_id = $episode_id),
+ratings AS (SELECT * FROM rating WHERE episode_id = $episode_id)
 SELECT
     p.episode_id,
     p.session_number,
@@ -38,10 +43,10 @@ SELECT
     norm.verified                                    AS cutoff_verified,
     norm.reliable_change
 FROM positions p
-LEFT JOIN session s USING (episode_id, session_number)
+LEFT JOIN sessions s USING (episode_id, session_number)
 CROSS JOIN used u
 JOIN instrument ins ON ins.code = u.instrument
-LEFT JOIN rating r ON r.episode_id = p.episode_id AND r.session_number = p.session_number
+LEFT JOIN ratings r ON r.episode_id = p.episode_id AND r.session_number = p.session_number
                   AND r.instrument = u.instrument
 LEFT JOIN norm ON norm.instrument = u.instrument
 ORDER BY u.instrument, p.session_number

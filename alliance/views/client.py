@@ -76,7 +76,8 @@ class ClientCharts(Viewer):
     def show(self, story) -> None:
         """Draw ``story`` on every chart: one event on the charts' stream, one refresh per chart."""
         self._story = story
-        with pn.io.hold():
+        # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
+        with pn.io.hold(freeze=True):
             self._pipe.event(data=story)
 
     # -- composition ------------------------------------------------------------------------------------

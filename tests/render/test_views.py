@@ -1,5 +1,7 @@
 """Views build their Bokeh models without a browser: outcome, alliance and events share the session axis,
-every chart has clinical hover text, and choosing another episode patches the same plots."""
+every chart has clinical hover text, and choosing another episode patches the same plots — with one story
+build per choice, the old episode kept whole under the loading indicator until everything swaps together, and
+the charts spanning the new episode as on a freshly opened page."""
 
 import holoviews as hv
 import panel as pn
@@ -249,3 +251,24 @@ def test_old_episode_stays_under_the_loading_indicator_until_everything_swaps(wa
     assert _heading(page) == f"### Client {other} · episode {sel.episode}"
     assert _figure_episodes(root) == {f"episode:{sel.episode}"}
     assert page.notes.visible == bool(sel.notes)
+
+
+def test_after_a_switch_the_charts_span_the_episode_as_on_a_fresh_page(client, demo_db):
+    root = pn.panel(client).get_root()
+    sel = client.selection
+    longest = sel.story.outcome["session_number"].max()
+    # A shorter episode: a range that only ever widened would keep the old episode's span.
+    shorter = next(
+        c
+        for c in sel.param.client.objects
+        if c != sel.client and 2 <= client.service.episodes(c)["n_sessions"].iloc[0] < longest - 3
+    )
+    ((_, old_end),) = {(f.x_range.start, f.x_range.end) for f in root.select({"type": Plot})}
+    sel.client = shorter
+    switched = {(f.x_range.start, f.x_range.end) for f in root.select({"type": Plot})}
+    fresh = client_page(demo_db)
+    fresh.selection.open(sel.client, sel.episode)
+    opened = {(f.x_range.start, f.x_range.end) for f in pn.panel(fresh).get_root().select({"type": Plot})}
+    assert len(switched) == 1 and switched == opened
+    (start, end), n = switched.pop(), sel.story.outcome["session_number"].max()
+    assert start < 1 < n < end < old_end
