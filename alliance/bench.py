@@ -81,9 +81,8 @@ def _models(page) -> None:
 def api_rows(db: Path, repeats: int) -> None:
     os.environ["ALLIANCE_DB"] = str(db)
     from alliance.db import open_database
-    from alliance.pages import caseload_page, client_page, comparison_page
+    from alliance.pages import caseload_page, client_page, comparison_page, meeting_page
     from alliance.scope import Scope
-    from alliance.views.meeting import meeting_page
 
     database = open_database(db)
     con = database._con

@@ -27,6 +27,10 @@ RATES = {
 }
 
 
+#: What the funnel plot can show: each rate, and the pre–post effect size.
+MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
+
+
 @dataclass(frozen=True)
 class ComparisonFilter:
     """Which episodes enter the comparison."""

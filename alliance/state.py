@@ -1,16 +1,21 @@
-"""State for the client page: which clinician, client, episode and instruments are selected, and the
-episode's story (every layer the page draws). No UI here — tests set parameters and assert state."""
+"""The pages' states, side by side: what each page has selected and the frames it shows — the client page's
+selection and the episode's story, the caseload, the comparison and the meeting agenda. No UI here: tests set
+parameters and assert state; views (alliance.views) only draw a state, pages (alliance.pages) lay them out."""
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 
 import pandas as pd
 import param
 
+from alliance.agenda import meeting_agenda, supervisors, team_clinicians
 from alliance.clinical import ClinicalMetrics
+from alliance.clinician_comparison import MEASURES, ComparisonFilter
 from alliance.datastore import _service_metrics, forget_cached_reads
 from alliance.episode import EpisodeStory, build_story
+from alliance.marks import MarkStore
 from alliance.service import Service
 
 
@@ -219,3 +224,185 @@ class ClientSelection(param.Parameterized):
                 listed = ", ".join(str(g) for g in gaps[:8]) + (" …" if len(gaps) > 8 else "")
                 notes.append(f"{code} not rated at session{'s' if len(gaps) > 1 else ''} {listed}.")
         return notes
+
+
+class CaseloadState(param.Parameterized):
+    """Which clinician's caseload, which episodes and instrument; the frames the views show."""
+
+    clinician = param.Selector(objects=[], doc="Clinician code.")
+    show_closed = param.Boolean(default=False, doc="Show closed episodes too.")
+    instrument = param.Selector(objects=[], doc="Outcome instrument of the caseload picture.")
+    table = param.DataFrame(default=None, allow_None=True)
+    headlines = param.DataFrame(default=None, allow_None=True)
+    trend = param.DataFrame(default=None, allow_None=True)
+    courses = param.DataFrame(default=None, allow_None=True)
+    band = param.DataFrame(default=None, allow_None=True)
+
+    def __init__(self, service, **params):
+        self.service = service
+        super().__init__(**params)
+        clinicians = service.clinicians()
+        ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
+        self.param.clinician.objects = list(ids)
+        if self.clinician not in ids:
+            self.clinician = ids[0] if ids else None
+        else:
+            self._update()
+
+    @param.depends("clinician", watch=True)
+    def _update(self):
+        from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
+
+        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload.
+        scoped = Service(self.service.db, self.service.scope.restrict(self.clinician))
+        self.metrics = service_metrics(self.service).for_scope(scoped)
+        table = caseload_table(self.metrics)
+        sessions = alliance_sessions(self.metrics)
+        instruments = table["instrument"].dropna().value_counts().index.tolist()
+        with param.parameterized.batch_call_watchers(self):
+            self.param.instrument.objects = list(instruments)
+            self.instrument = (
+                self.instrument
+                if self.instrument in instruments
+                else (instruments[0] if instruments else None)
+            )
+            self.headlines = caseload_headlines(table, sessions)
+            self.trend = caseload_trend(table, sessions)
+            self.table = table
+            self._update_courses()
+
+    @param.depends("instrument", "show_closed", watch=True)
+    def _update_courses(self):
+        from alliance.caseload import caseload_courses, expected_change_band
+
+        if self.table is None or not self.instrument:
+            self.courses, self.band = None, None
+            return
+        shown = self.table if self.show_closed else self.table[~self.table["closed"]]
+        self.courses = caseload_courses(self.metrics, shown, self.instrument)
+        self.band = expected_change_band(self.metrics, self.instrument)
+
+
+class ComparisonState(param.Parameterized):
+    """Filters and the per-clinician frames they select."""
+
+    instrument = param.Selector(objects=[], doc="Outcome measure compared.")
+    team = param.Selector(objects=["all teams"], default="all teams", doc="Team.")
+    population = param.Selector(objects=["all", "adult", "adolescent", "child"], default="all")
+    period = param.DateRange(
+        default=None, allow_None=True, doc="Closed episodes whose last session falls here."
+    )
+    minimum = param.Integer(default=5, bounds=(1, 100), doc="Minimum closed episodes to be ranked.")
+    measure = param.Selector(
+        objects={label: key for key, label in MEASURES.items()},
+        default="reliably_improved_rate",
+        doc="What the funnel plot shows.",
+    )
+    frames = param.Dict(default={})
+    #: Counts updates of ``frames``: plots bind to it, so HoloViews keys its cache on a number instead of
+    #: hashing the frames (deep-hashing the service's episodes took seconds).
+    revision = param.Integer(default=0)
+
+    def __init__(self, store, **params):
+        self.store = store
+        self.metrics = metrics = store.metrics()
+        super().__init__(**params)
+        ch = metrics.episode_change
+        instruments = ch["instrument"].value_counts().index.tolist() if len(ch) else []
+        teams = sorted(metrics.episode_end["team_id"].dropna().unique().tolist())
+        last = pd.to_datetime(metrics.episode_end["last_session_date"])
+        # Set every filter before the first computation: one comparison per page, not one per filter.
+        with param.parameterized.discard_events(self):
+            self.param.instrument.objects = list(instruments)
+            self.instrument = instruments[0] if instruments else None
+            self.param.team.objects = ["all teams", *teams]
+            if len(last):
+                self.param.period.bounds = (last.min().date(), last.max().date())
+                self.period = (last.min().date(), last.max().date())
+        self._update()
+
+    def filter(self) -> ComparisonFilter | None:
+        """The episodes the filters select, or None without an outcome instrument."""
+        if not self.instrument:
+            return None
+        start, end = self.period if self.period else (None, None)
+        return ComparisonFilter(
+            instrument=self.instrument,
+            start=start,
+            end=end,
+            team_id=None if self.team == "all teams" else self.team,
+            population=None if self.population == "all" else self.population,
+            minimum=self.minimum,
+        )
+
+    @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
+    def _update(self):
+        f = self.filter()
+        frames = {} if f is None else self.store.comparison(f)  # cached per process, data version, scope
+        with param.parameterized.batch_call_watchers(self):
+            self.frames = frames
+            self.revision += 1
+
+
+ALL = "all supervisees"
+
+
+class MeetingState(param.Parameterized):
+    """Which supervisor, supervisee and meeting date; the agenda and its marks. No UI here."""
+
+    service = param.ClassSelector(class_=Service)
+    store = param.ClassSelector(class_=MarkStore)
+    supervisor = param.Selector(objects=[], doc="Supervisor code.")
+    supervisee = param.Selector(objects=[ALL], default=ALL, doc="One supervisee, or all.")
+    meeting_date = param.CalendarDate(default=None, doc="Date of the meeting.")
+    agenda = param.DataFrame(default=None, allow_None=True, doc="meeting_agenda rows.")
+    store_problem = param.String(default="", doc="Why the marks store cannot be used, if it cannot.")
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        if self.store is None:
+            self.store = MarkStore.beside(self.service.db.path)
+        self.metrics = service_metrics(self.service).for_scope(self.service)
+        if self.meeting_date is None:
+            self.meeting_date = self.metrics.as_of
+        sups = supervisors(self.service)
+        self.param.supervisor.objects = list(sups)
+        if self.supervisor not in sups:
+            self.supervisor = sups[0] if sups else None
+        else:
+            self._update_supervisees()
+
+    @param.depends("supervisor", watch=True)
+    def _update_supervisees(self):
+        team = team_clinicians(self.service, self.supervisor) if self.supervisor else []
+        self.param.supervisee.objects = [ALL, *team]
+        if self.supervisee not in team:
+            with param.parameterized.discard_events(self):
+                self.supervisee = ALL
+        self.refresh()
+
+    @param.depends("supervisee", "meeting_date", watch=True)
+    def refresh(self):
+        if not self.supervisor:
+            self.agenda = pd.DataFrame()
+            return
+        team = team_clinicians(self.service, self.supervisor)
+        ids = Service(self.service.db, self.service.scope.restrict(*team)).scoped_episodes()["episode_id"]
+        try:
+            marks = self.store.marks_for(ids.tolist())
+            self.store_problem = ""
+        except (sqlite3.Error, OSError) as exc:  # e.g. a read-only folder: the agenda still works
+            marks = None
+            self.store_problem = f"Discussed-marks cannot be read or written at {self.store.path}: {exc}"
+        self.agenda = meeting_agenda(
+            self.metrics,
+            self.supervisor,
+            self.meeting_date,
+            marks,
+            clinician_id=None if self.supervisee == ALL else self.supervisee,
+        )
+
+    def mark(self, episode_id: str, note: str = "") -> None:
+        """Write a discussed-mark for this meeting and refresh the agenda (MarkError for a bad note)."""
+        self.store.mark_discussed(episode_id, self.supervisor, self.meeting_date, note)
+        self.refresh()

@@ -13,6 +13,7 @@ from panel.viewable import Viewer
 
 from alliance import style
 from alliance.inert import html_text, link
+from alliance.state import CaseloadState
 
 SESSION = hv.Dimension("session_number", label="Session")
 CHANGE = hv.Dimension("change", label="Change from intake (up = better)")
@@ -50,65 +51,6 @@ def status_chip(status, words) -> str:
 
 def _pct(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
-
-
-class CaseloadState(param.Parameterized):
-    """Which clinician's caseload, which episodes and instrument; the frames the views show."""
-
-    clinician = param.Selector(objects=[], doc="Clinician code.")
-    show_closed = param.Boolean(default=False, doc="Show closed episodes too.")
-    instrument = param.Selector(objects=[], doc="Outcome instrument of the caseload picture.")
-    table = param.DataFrame(default=None, allow_None=True)
-    headlines = param.DataFrame(default=None, allow_None=True)
-    trend = param.DataFrame(default=None, allow_None=True)
-    courses = param.DataFrame(default=None, allow_None=True)
-    band = param.DataFrame(default=None, allow_None=True)
-
-    def __init__(self, service, **params):
-        self.service = service
-        super().__init__(**params)
-        clinicians = service.clinicians()
-        ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
-        self.param.clinician.objects = list(ids)
-        if self.clinician not in ids:
-            self.clinician = ids[0] if ids else None
-        else:
-            self._update()
-
-    @param.depends("clinician", watch=True)
-    def _update(self):
-        from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
-        from alliance.service import Service
-        from alliance.state import service_metrics
-
-        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload.
-        scoped = Service(self.service.db, self.service.scope.restrict(self.clinician))
-        self.metrics = service_metrics(self.service).for_scope(scoped)
-        table = caseload_table(self.metrics)
-        sessions = alliance_sessions(self.metrics)
-        instruments = table["instrument"].dropna().value_counts().index.tolist()
-        with param.parameterized.batch_call_watchers(self):
-            self.param.instrument.objects = list(instruments)
-            self.instrument = (
-                self.instrument
-                if self.instrument in instruments
-                else (instruments[0] if instruments else None)
-            )
-            self.headlines = caseload_headlines(table, sessions)
-            self.trend = caseload_trend(table, sessions)
-            self.table = table
-            self._update_courses()
-
-    @param.depends("instrument", "show_closed", watch=True)
-    def _update_courses(self):
-        from alliance.caseload import caseload_courses, expected_change_band
-
-        if self.table is None or not self.instrument:
-            self.courses, self.band = None, None
-            return
-        shown = self.table if self.show_closed else self.table[~self.table["closed"]]
-        self.courses = caseload_courses(self.metrics, shown, self.instrument)
-        self.band = expected_change_band(self.metrics, self.instrument)
 
 
 class Headlines(Viewer):

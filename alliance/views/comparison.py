@@ -10,15 +10,15 @@ import param
 from panel.viewable import Viewer
 
 from alliance import style
-from alliance.clinician_comparison import RATES, ComparisonFilter
+from alliance.clinician_comparison import MEASURES, RATES
 from alliance.metrics.comparison_stats import (
     funnel_limits,
     funnel_limits_mean,
     funnel_n_grid,
     funnel_position,
 )
+from alliance.state import ComparisonState
 
-MEASURES = {**{f"{k}_rate": v for k, v in RATES.items()}, "es": "pre–post effect size"}
 #: Measures where a lower value is better: above the funnel is worse on these.
 LOWER_IS_BETTER = {"deteriorated_rate", "dropout_rate"}
 
@@ -44,67 +44,6 @@ VERDICT_STYLE = {
 
 def _pct(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
-
-
-class ComparisonState(param.Parameterized):
-    """Filters and the per-clinician frames they select."""
-
-    instrument = param.Selector(objects=[], doc="Outcome measure compared.")
-    team = param.Selector(objects=["all teams"], default="all teams", doc="Team.")
-    population = param.Selector(objects=["all", "adult", "adolescent", "child"], default="all")
-    period = param.DateRange(
-        default=None, allow_None=True, doc="Closed episodes whose last session falls here."
-    )
-    minimum = param.Integer(default=5, bounds=(1, 100), doc="Minimum closed episodes to be ranked.")
-    measure = param.Selector(
-        objects={label: key for key, label in MEASURES.items()},
-        default="reliably_improved_rate",
-        doc="What the funnel plot shows.",
-    )
-    frames = param.Dict(default={})
-    #: Counts updates of ``frames``: plots bind to it, so HoloViews keys its cache on a number instead of
-    #: hashing the frames (deep-hashing the service's episodes took seconds).
-    revision = param.Integer(default=0)
-
-    def __init__(self, store, **params):
-        self.store = store
-        self.metrics = metrics = store.metrics()
-        super().__init__(**params)
-        ch = metrics.episode_change
-        instruments = ch["instrument"].value_counts().index.tolist() if len(ch) else []
-        teams = sorted(metrics.episode_end["team_id"].dropna().unique().tolist())
-        last = pd.to_datetime(metrics.episode_end["last_session_date"])
-        # Set every filter before the first computation: one comparison per page, not one per filter.
-        with param.parameterized.discard_events(self):
-            self.param.instrument.objects = list(instruments)
-            self.instrument = instruments[0] if instruments else None
-            self.param.team.objects = ["all teams", *teams]
-            if len(last):
-                self.param.period.bounds = (last.min().date(), last.max().date())
-                self.period = (last.min().date(), last.max().date())
-        self._update()
-
-    def filter(self) -> ComparisonFilter | None:
-        """The episodes the filters select, or None without an outcome instrument."""
-        if not self.instrument:
-            return None
-        start, end = self.period if self.period else (None, None)
-        return ComparisonFilter(
-            instrument=self.instrument,
-            start=start,
-            end=end,
-            team_id=None if self.team == "all teams" else self.team,
-            population=None if self.population == "all" else self.population,
-            minimum=self.minimum,
-        )
-
-    @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
-    def _update(self):
-        f = self.filter()
-        frames = {} if f is None else self.store.comparison(f)  # cached per process, data version, scope
-        with param.parameterized.batch_call_watchers(self):
-            self.frames = frames
-            self.revision += 1
 
 
 class ComparisonTable(Viewer):

@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from alliance import style
+from alliance.clinician_comparison import MEASURES
 from alliance.datastore import DataStore
-from alliance.views.comparison import LOWER_IS_BETTER, MEASURES, ComparisonState, FunnelPlot, funnel_verdict
+from alliance.state import ComparisonState
+from alliance.views.comparison import LOWER_IS_BETTER, FunnelPlot, funnel_verdict
 
 
 @pytest.fixture(scope="module")
