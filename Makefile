@@ -10,7 +10,7 @@ PORT ?= 5006
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k client"
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint demo bench clean
+.PHONY: install serve test lint demo bench validate clean
 
 install: $(STAMP)
 
@@ -45,6 +45,13 @@ lint: $(STAMP)
 EPISODES ?= 200000
 bench: $(STAMP)
 	$(BIN)/python -m alliance.bench --episodes $(EPISODES) $(BENCH_ARGS)
+
+# The validation report (docs/methods.md §13) on the demo, or on DB=path: one self-contained HTML file and the
+# same figures as CSV beside it (build/validation_csv/).
+VALIDATION ?= build/validation.html
+validate: $(STAMP)
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	$(BIN)/alliance validate --db "$(DB)" --out $(VALIDATION)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DB) .pytest_cache

@@ -1,5 +1,5 @@
 """The ``alliance`` command: build the demo database, import ratings, refresh the stored metrics, export
-the clinical metrics, write a meeting pack."""
+the clinical metrics, write a meeting pack, write a validation report."""
 
 from __future__ import annotations
 
@@ -46,11 +46,35 @@ def cmd_demo(args) -> int:
 
 
 def cmd_import(args) -> int:
+    """Every outcome is one or more one-line messages, never a traceback: 0 imported or nothing to change,
+    1 the file has problems (nothing written), 2 the database or the registry cannot be used."""
     from alliance.importer import import_csv
+    from alliance.registry import RegistryError, load_registry
 
-    report = import_csv(Path(args.file), Path(args.db), registry=_registry(args.instruments))
-    print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
-    return 0 if report.ok else 1
+    def say(line: str, stream) -> None:
+        text = f"alliance import: {line}"
+        encoding = getattr(stream, "encoding", None) or "utf-8"
+        print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream)
+
+    try:
+        try:
+            paths = args.instruments
+            registry = load_registry([config.DEFAULT_REGISTRY, *paths] if paths else None)
+        except RegistryError as exc:
+            say(str(exc), sys.stderr)
+            return 2
+        report = import_csv(args.file, args.db, registry=registry, dry_run=args.dry_run, rejects=args.rejects)
+    except KeyboardInterrupt:
+        say("interrupted; the database holds either all of this import or none of it", sys.stderr)
+        return 130
+    except Exception as exc:  # the command's edge: whatever was not foreseen still gets one line
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        say(f"{args.file} → {args.db}: failed ({type(exc).__name__}: {detail})", sys.stderr)
+        return 2
+    stream = sys.stdout if report.ok else sys.stderr
+    for line in report.lines():
+        say(line, stream)
+    return report.exit_code
 
 
 def cmd_metrics(args) -> int:
@@ -114,6 +138,20 @@ def cmd_pack(args) -> int:
     return 0
 
 
+def cmd_validate(args) -> int:
+    from alliance.db import DatabaseError
+    from alliance.validate import validate, write_report
+
+    try:
+        report = validate(Path(args.db), as_of=args.as_of)
+    except DatabaseError as exc:
+        print(f"alliance validate: {exc}", file=sys.stderr)
+        return 2
+    html_path, folder = write_report(report, Path(args.out))
+    print(f"Wrote {html_path} and the same figures as CSV in {folder}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alliance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -131,14 +169,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--force", action="store_true", help="overwrite an existing file")
     demo.set_defaults(func=cmd_demo)
 
-    imp = sub.add_parser("import", help="import a long CSV of ratings (see README: data format)")
-    imp.add_argument("file", help="CSV file")
+    imp = sub.add_parser(
+        "import",
+        help="import ratings in long format, CSV or Parquet (see README: Importing ratings)",
+        description="Check every row, then merge the file into the database: new ratings inserted, changed "
+        "ones updated, unchanged ones left; any problem and nothing is written.",
+    )
+    imp.add_argument("file", help="CSV (any delimiter, UTF-8, optional sep= line) or Parquet file")
     imp.add_argument("--db", required=True, help="database file (created if missing)")
     imp.add_argument(
         "--instruments",
         type=Path,
         action="append",
         help="extra instrument registry file (TOML); may be repeated",
+    )
+    imp.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the file and report what would be inserted, updated and unchanged; write nothing",
+    )
+    imp.add_argument(
+        "--rejects",
+        metavar="PATH",
+        help="write every problem (row, line, column, value, reason) to this CSV, to fix the export",
     )
     imp.set_defaults(func=cmd_import)
 
@@ -170,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--db", default=None, help="database file (default: $ALLIANCE_DB or the demo)")
     pack.add_argument("--pdf", action="store_true", help="also print a PDF beside it with headless Chromium")
     pack.set_defaults(func=cmd_pack)
+
+    val = sub.add_parser(
+        "validate", help="write a validation report (self-contained HTML, the figures as CSV beside it)"
+    )
+    val.add_argument("--db", required=True, help="database file")
+    val.add_argument("--out", default="validation.html", help="HTML file to write (default validation.html)")
+    val.add_argument(
+        "--as-of",
+        type=_date,
+        default=None,
+        help="the date the data describe (default: the database's, else today)",
+    )
+    val.set_defaults(func=cmd_validate)
     return parser
 
 
