@@ -181,6 +181,11 @@ def _chip(status: str | None, words: str) -> str:
     )
 
 
+def _count(n, noun: str) -> str:
+    """'1 session', '2 sessions'."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
+
+
 def episode_summary(info: dict, story) -> str:
     """The summary block (Markdown): who, when, intake → latest, change, status with its reason, events,
     alliance. Every code and word that comes from the data is escaped (``alliance.inert.html_text``)."""
@@ -205,7 +210,8 @@ def episode_summary(info: dict, story) -> str:
         state += f" (no session for {int(end['days_since_last_session'])} days)"
     lines = [
         f"### Client {t(info['client_id'])} · episode {t(info['episode_id'])}",
-        f"Clinician **{t(info['clinician_id'])}** · {t(info['population'])} · {info['n_sessions']} sessions, "
+        f"Clinician **{t(info['clinician_id'])}** · {t(info['population'])} · "
+        f"{_count(info['n_sessions'], 'session')}, "
         f"{day(info['start_date'])} – {day(info['last_session_date'])} · {t(state)}",
     ]
     ch = summary.get("change")
@@ -249,11 +255,17 @@ def episode_summary(info: dict, story) -> str:
     if "alliance_mean" in summary:
         code = story.alliance["instrument"].iloc[0]
         slope = summary.get("alliance_slope")
-        trend = "" if slope is None or pd.isna(slope) else f", trend {slope:+.2f} points per session"
+        trend = (
+            ""
+            if slope is None or pd.isna(slope)
+            else ", flat trend"
+            if abs(slope) < 0.005  # "-0.00" reads as a fall
+            else f", trend {slope:+.2f} points per session"
+        )
         extra = "".join(f" · {t(summary[k])}" for k in ("ceiling", "late_decline") if k in summary)
         lines.append(
-            f"**{t(code)}** mean {summary['alliance_mean']:.1f} over {summary['alliance_n']} ratings"
-            f"{trend}{extra}"
+            f"**{t(code)}** mean {summary['alliance_mean']:.1f} over "
+            f"{_count(summary['alliance_n'], 'rating')}{trend}{extra}"
         )
     return "\n\n".join(lines)
 

@@ -69,10 +69,32 @@ class ClientSelection(param.Parameterized):
         clinicians = self.service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
         self.param.clinician.objects = list(ids)
-        if self.clinician not in ids:
+        landing = self.landing_episode() if self.clinician is None else None
+        if landing is not None:
+            self.open(*landing)
+        elif self.clinician not in ids:
             self.clinician = ids[0] if ids else None  # the watcher runs the cascade
         else:
             self._cascade(self._choose_clients)
+
+    def landing_episode(self) -> tuple[str, str] | None:
+        """Where the page opens without a choice: the most recently seen open episode in scope that is not on
+        track (red), else the most recently seen open one with at least two outcome ratings."""
+        from alliance.datastore import DataStore
+
+        m = DataStore(db=self.service.db, scope=self.service.scope).metrics()
+        end, status = m.episode_end, m.episode_status
+        if end.empty or status.empty:
+            return None
+        status = status[status["primary"].astype(bool)]
+        open_ = end[~end["closed"].astype(bool)].merge(status, on="episode_id")
+        change = m.episode_change
+        rated = set(change.loc[change["n_ratings"] >= 2, "episode_id"])
+        open_ = open_[open_["episode_id"].isin(rated)].sort_values("last_session_date", ascending=False)
+        for pick in (open_[open_["status"] == "red"], open_):
+            if len(pick):
+                return str(pick["client_id"].iloc[0]), str(pick["episode_id"].iloc[0])
+        return None
 
     @property
     def metrics(self) -> ClinicalMetrics:
