@@ -196,6 +196,14 @@ PAGE_CONTENT = {
 }
 
 
+def server_errors(log: str) -> list[str]:
+    """The tracebacks in a panel serve log, less Tornado's note that a browser closed its websocket while a
+    message was on its way (a closed tab, not a server error)."""
+    blocks = [b for b in log.split("Traceback (most recent call last):")[1:]]
+    benign = ("WebSocketClosedError", "StreamClosedError")
+    return [b for b in blocks if not any(word in b[:3000] for word in benign)]
+
+
 async def _open(page, url: str, name: str, timeout: float) -> float:
     """Seconds from navigation until the page shows its own content with its charts drawn."""
     import re
@@ -288,7 +296,7 @@ async def _browser(db: Path, users: int, switches: int, chromium: Path) -> None:
                     results = await asyncio.gather(*(user(i) for i in range(users)))
                     took = time.perf_counter() - start
                     times = [t for r in results for t in r]
-                    traceback = "Traceback" in log.read_text()
+                    traceback = server_errors(log.read_text())
                     print(
                         f"load: {users} simultaneous sessions (client page, {switches} client switches, "
                         f"caseload, comparison, meeting) in {took:.1f} s; {len(errors)} failed sessions; "
@@ -298,8 +306,7 @@ async def _browser(db: Path, users: int, switches: int, chromium: Path) -> None:
                     for e in errors[:10]:
                         print(f"  {e}")
                     if traceback:
-                        text = log.read_text()
-                        print("  " + text[text.index("Traceback") :][:1500].replace("\n", "\n  "))
+                        print("  " + traceback[0][:1500].replace("\n", "\n  "))
                     if times:
                         row(f"load: client switch, {users} sessions", times, target=1.0)
                 await browser.close()

@@ -1,0 +1,41 @@
+"""`make bench` keeps working: the benchmark runs end to end at a tiny size (its figures are read at service
+scale, never asserted here — speed is measured by the benchmark, not by timed tests)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO, browser_available
+
+
+@pytest.mark.served
+def test_bench_runs_at_a_tiny_size():
+    with_browser = browser_available() is None
+    args = ["--episodes", "300", "--repeats", "2", "--users", "2", "--switches", "1"]
+    run = subprocess.run(
+        [sys.executable, "-m", "alliance.bench", *args, *([] if with_browser else ["--no-browser"])],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    for name in (
+        "first client page, fresh process",
+        "client switch (selection.open)",
+        "caseload page, biggest caseload",
+        "comparison page, whole service",
+        "meeting page",
+    ):
+        assert re.search(rf"^{re.escape(name)} +n=\d+ +median +\d+ ms +p95 +\d+ ms", out, re.M), name
+    assert re.search(r"MB per extra session", out)
+    if with_browser:
+        for name in ("client", "caseload", "comparison", "meeting"):
+            assert re.search(rf"^browser: {name} +new session until content shows +[\d.]+ s", out, re.M), name
+        load = re.search(r"^load: 2 simultaneous sessions .*; (\d+) failed sessions", out, re.M)
+        assert load and load.group(1) == "0", out[-2000:]
