@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.metrics import FixedThreshold, JacobsonTruax, classify_change, jt_cutoffs, sudden_changes
-from alliance.metrics.alliance_signals import AllianceRules, alliance_events
+from alliance.metrics.alliance_signals import AllianceRules, alliance_events, service_change_scale
 from alliance.metrics.etr import EtrSettings, episode_status, etr_bands
 from alliance.service import Service
 
@@ -55,6 +55,9 @@ class MetricSettings:
 
     alliance: AllianceRules = field(default_factory=AllianceRules)
     etr: EtrSettings = field(default_factory=EtrSettings)
+    #: The service scale of session-to-session alliance change in the rupture rule (§7): "robust" (the SD of
+    #: the changes outside ruptures, ceiling pairs left out) or "plain" (the SD of every change, as before).
+    alliance_scale: str = "robust"
     #: Sudden events: crit1 cutoff per instrument (default: the instrument's reliable change), crit2 share
     #: of pregain severity, crit3 two-tailed alpha (suddengains' adjusted critical value).
     sudden_cutoff: dict[str, float] = field(default_factory=dict)
@@ -365,16 +368,49 @@ class ClinicalMetrics:
     # -- alliance signals -----------------------------------------------------------------------------
     @cached_property
     def service_scales(self) -> pd.DataFrame:
-        """Service-wide scales per instrument: SD of intake scores (closed episodes; effect sizes) and SD of
-        session-to-session alliance change (the rupture rule). Columns: instrument, scale, value, n."""
+        """Service-wide scales per instrument: SD of intake scores (closed episodes; effect sizes), the scale
+        of session-to-session alliance change the rupture rule uses and the plain SD of that change
+        (``_alliance_scales``). Columns: instrument, scale, value, n."""
         ref = self.reference.drop_duplicates(["instrument", "episode_id"]).groupby("instrument")["intake"]
         intake = pd.DataFrame({"value": ref.std(), "n": ref.size()}).reset_index().assign(scale="intake_sd")
-        sd = self.service.alliance_change_sd().rename(columns={"sd_change": "value", "n_changes": "n"})
-        frames = [f for f in (intake, sd.assign(scale="alliance_change_sd")) if not f.empty]
+        frames = [intake, self._alliance_scales()]
+        frames = [f for f in frames if not f.empty]
         if not frames:
             return pd.DataFrame(columns=["instrument", "scale", "value", "n"])
         out = pd.concat(frames, ignore_index=True)[["instrument", "scale", "value", "n"]]
         return out.sort_values(["scale", "instrument"], ignore_index=True)
+
+    def _alliance_scales(self) -> pd.DataFrame:
+        """Per alliance instrument, the scale of session-to-session change the rupture rule uses
+        (``alliance_change_sd``: robust, ruptures and ceiling pairs left out, unless settings say 'plain') and
+        the plain SD of every change (``alliance_change_sd_all``), both service-wide (docs/methods.md §7)."""
+        how = self.settings.alliance_scale
+        if how not in ("robust", "plain"):
+            raise ValueError(f"alliance_scale must be 'robust' or 'plain', got {how!r}")
+        robust = how == "robust"
+        ratings = self.service.alliance_change_sd()
+        limits = self.norms.drop_duplicates("instrument").set_index("instrument")
+        rows = []
+        for code, sub in ratings.groupby("instrument", sort=True):
+            lim = limits.loc[code] if code in limits.index else None
+            scale = service_change_scale(
+                sub[["episode_id", "session_number", "score"]],
+                rules=self.settings.alliance,
+                min_score=None if lim is None else float(lim["min_score"]),
+                max_score=None if lim is None else float(lim["max_score"]),
+            )
+            rows.append(
+                dict(
+                    instrument=code,
+                    scale="alliance_change_sd",
+                    value=scale.sd if robust else scale.sd_all,
+                    n=scale.n if robust else scale.n_all,
+                )
+            )
+            rows.append(
+                dict(instrument=code, scale="alliance_change_sd_all", value=scale.sd_all, n=scale.n_all)
+            )
+        return pd.DataFrame(rows, columns=["instrument", "scale", "value", "n"])
 
     def _scale(self, name: str) -> dict[str, float]:
         s = self.service_scales
@@ -388,7 +424,8 @@ class ClinicalMetrics:
 
     @property
     def alliance_sd(self) -> dict[str, float]:
-        """Service-wide SD of session-to-session change per alliance instrument."""
+        """Service-wide scale of session-to-session change per alliance instrument, as the rupture rule uses
+        it (robust by default: ruptures and ceiling pairs left out, docs/methods.md §7)."""
         return self._scale("alliance_change_sd")
 
     @cached_property
@@ -429,6 +466,7 @@ class ClinicalMetrics:
                 sd_service=float(sd),
                 cutoff=cutoff,
                 instrument=code,
+                scale=self.settings.alliance_scale,
             )
             ev.insert(1, "instrument", code)
             ev["sd_service"] = sd

@@ -16,6 +16,7 @@ import param
 from panel.viewable import Viewer
 
 from alliance import style
+from alliance.agenda import team_clinicians
 from alliance.db import DatabaseError
 from alliance.flags import agenda_help
 from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_HELP
@@ -425,7 +426,10 @@ class MeetingPage(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.state = MeetingState(service=self.service, store=self.store)
-        self.selection = ClientSelection(service=self.service)
+        # A clinician given: the client charts start on the team's first supervisee, not on the client page's
+        # landing episode (which reads the status of the whole scope).
+        team = team_clinicians(self.service, self.state.supervisor) if self.state.supervisor else []
+        self.selection = ClientSelection(service=self.service, **({"clinician": team[0]} if team else {}))
         self.charts = ClientCharts(selection=self.selection)
         sp = self.state.param
         self.download_html = pmui.FileDownload(

@@ -13,9 +13,12 @@ about earlier and later **ratings**, so each episode's available ratings are put
 
 Rules in force (k, windows and scores are :class:`AllianceRules` settings):
 
-- **service SD** (:func:`service_change_sd`): the sample SD (ddof = 1, around the mean change) of
-  the differences between consecutive available ratings within an episode, pooled over all
-  episodes.
+- **service SD** (:func:`service_change_scale`, the default): the sample SD (ddof = 1) of the
+  differences between consecutive available ratings within an episode, pooled over all episodes,
+  with the changes that belong to ruptures left out (found by the strict rule itself, iterated to a
+  fixed point) and pairs of ratings both at the scale's top or bottom left out (censored). The
+  plain SD of every change (:func:`service_change_sd`) grows with the number of ruptures in the
+  service, so that a service with many ruptures would see fewer of them.
 - **below_cutoff**: with a cut-off (SRS 36), each rating strictly below it. Without one (WAI-SR),
   from the 4th rating on, a rating at or below ``mean(first three ratings) − k · SD_ref``, SD_ref
   as for a rupture at that rating.
@@ -58,6 +61,7 @@ episode. Memory is a few arrays the length of the ratings, with no padding to th
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -70,12 +74,20 @@ __all__ = [
     "EVENTS",
     "REPAIR_STATUSES",
     "AllianceRules",
+    "ChangeScale",
     "alliance_events",
     "rupture_summary",
+    "service_change_scale",
     "service_change_sd",
 ]
 
 ClinicalSide = Literal["below"]
+ServiceScale = Literal["robust", "plain"]
+#: How the rules name the service SD, by the way it was estimated.
+SCALE_WORDS = {
+    "robust": "the service SD of session-to-session change outside ruptures",
+    "plain": "the service SD of session-to-session change (every change, ruptures included)",
+}
 Event = Literal["below_cutoff", "dip", "rupture", "ceiling", "late_decline"]
 
 EVENTS: tuple[str, ...] = ("below_cutoff", "dip", "rupture", "ceiling", "late_decline")
@@ -165,13 +177,18 @@ class AllianceRules:
         *,
         sd_service: float | None = None,
         cutoff: float | None = None,
+        scale: ServiceScale = "robust",
     ) -> str:
         """The rule in plain words, for the UI and reports.
 
         Without ``event``: the rupture and repair rules (the headline, with the k in force). With
-        ``event``: that event's rule; ``sd_service`` and ``cutoff`` fill in the numbers in force.
+        ``event``: that event's rule; ``sd_service`` and ``cutoff`` fill in the numbers in force, and
+        ``scale`` says how the service SD was estimated (:func:`service_change_scale`: 'robust', the
+        changes outside ruptures; 'plain', every change).
         """
-        service = "the service SD of session-to-session change"
+        if scale not in SCALE_WORDS:
+            raise ValueError(f"scale must be one of {sorted(SCALE_WORDS)}, got {scale!r}")
+        service = SCALE_WORDS[scale]
         if sd_service is not None:
             service += f" ({sd_service:.2f})"
         sd_ref = f"SD_ref = the larger of the client's SD of those ratings and {service}"
@@ -289,7 +306,8 @@ def service_change_sd(ratings: pd.DataFrame) -> float:
     Within each episode, the change is the difference between consecutive **available** ratings
     (a gap is bridged: sessions 1, 2, 4 give 2 − 1 and 4 − 2); the differences of all episodes are
     pooled and their sample SD (ddof = 1, around their mean) returned. NaN with fewer than two
-    differences. This is the inter-individual part of SD_ref for ruptures.
+    differences. Ruptures count in it, so it grows with their number: the rupture rule uses the robust
+    :func:`service_change_scale` unless told otherwise; this plain SD is reported beside it.
     """
     r = _ratings(ratings)
     follows = r.position[1:] > 0  # the next row is a later rating of the same episode
@@ -297,6 +315,99 @@ def service_change_sd(ratings: pd.DataFrame) -> float:
     if change.size < 2:
         return float("nan")
     return float(np.std(change, ddof=1))
+
+
+#: 1.4826 × the median absolute deviation estimates the SD of normally distributed values.
+MAD_TO_SD = 1.4826
+
+
+@dataclass(frozen=True)
+class ChangeScale:
+    """The service scale of session-to-session alliance change for the rupture rule
+    (:func:`service_change_scale`), with what it was computed from."""
+
+    sd: float  # the scale the rupture rule uses (sd_service)
+    n: int  # changes it is computed from
+    sd_all: float  # the plain SD of every change, ruptures included (:func:`service_change_sd`)
+    n_all: int  # every change
+    n_in_ruptures: int  # changes left out as part of a rupture
+    n_at_limit: int  # changes left out because both ratings sit at the top (or bottom) of the scale
+    mad_sd: float  # 1.4826 × the median absolute deviation of the changes used (for comparison)
+    iterations: int
+
+
+def service_change_scale(
+    ratings: pd.DataFrame,
+    *,
+    rules: AllianceRules = AllianceRules(),  # noqa: B008 - frozen, so a shared default is safe
+    min_score: float | None = None,
+    max_score: float | None = None,
+    screen_k: float = 2.0,
+    max_iterations: int = 50,
+) -> ChangeScale:
+    """The robust service scale of within-client session-to-session alliance change: the sample SD of the
+    changes that do not belong to a rupture (docs/methods.md §7).
+
+    The plain SD (:func:`service_change_sd`) counts the ruptures themselves: the more episodes hold one, the
+    larger it is and the higher the bar for the next rupture. Here the changes are those between consecutive
+    available ratings within an episode, less the pairs with both ratings at the scale's ``max_score`` (or
+    ``min_score``): a client at the ceiling cannot rate higher, so a 0 there says nothing about how ratings
+    vary. Starting from the plain SD of those changes, the rupture rule (``rules`` with k = ``screen_k``,
+    the strict 2, whatever k is in force) is run with the current scale; the change into each rupture
+    rating and every change up to the end of its span (its repair, or its repair window) are left out, and
+    the SD (ddof = 1) of the rest is the next scale — until the ruptures found no longer change. NaN with
+    fewer than two changes.
+    """
+    r = _ratings(ratings)
+    previous = r.earlier(r.score, 1)
+    change = r.score - previous  # the change into each rating; NaN for an episode's first
+    follows = r.position > 0
+    at_limit = np.zeros(r.score.shape, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        if max_score is not None:
+            at_limit |= (r.score >= max_score - _TOLERANCE) & (previous >= max_score - _TOLERANCE)
+        if min_score is not None:
+            at_limit |= (r.score <= min_score + _TOLERANCE) & (previous <= min_score + _TOLERANCE)
+    at_limit &= follows
+    usable = follows & ~at_limit
+    n_all = int(follows.sum())
+    sd_all = float(np.std(change[follows], ddof=1)) if n_all >= 2 else float("nan")
+    nan = ChangeScale(float("nan"), int(usable.sum()), sd_all, n_all, 0, int(at_limit.sum()), float("nan"), 0)
+    if usable.sum() < 2:
+        return nan
+    screen = dataclasses.replace(rules, k=float(screen_k), repair_k=min(rules.repair_k, float(screen_k)))
+    sd = float(np.std(change[usable], ddof=1))
+    excluded = np.zeros(r.score.shape, dtype=bool)
+    iterations = 0
+    first = _baseline(r, screen, sd)  # baseline means and client SDs do not depend on the service SD
+    while iterations < max_iterations and sd > 0:
+        iterations += 1
+        with np.errstate(invalid="ignore"):
+            sd_ref = np.where(np.isnan(first.sd_ref), np.nan, np.fmax(first.sd_client, sd))
+        base = _Baseline(first.mean, first.sd_client, sd_ref, first.mean - screen.k * sd_ref)
+        rows, _, _, span = _rupture_rows(r, screen, base)
+        now = np.zeros(r.score.shape, dtype=bool)
+        for lead in range(screen.repair_window + 1):
+            now[rows[span >= lead] + lead] = True
+        kept = usable & ~now
+        if kept.sum() < 2:
+            break
+        sd = float(np.std(change[kept], ddof=1))
+        if np.array_equal(now, excluded):
+            break
+        excluded = now
+    kept = usable & ~excluded
+    values = change[kept]
+    return ChangeScale(
+        sd=sd,
+        n=int(kept.sum()),
+        sd_all=sd_all,
+        n_all=n_all,
+        n_in_ruptures=int((usable & excluded).sum()),
+        n_at_limit=int(at_limit.sum()),
+        mad_sd=float(MAD_TO_SD * np.median(np.abs(values - np.median(values)))),
+        iterations=iterations,
+    )
 
 
 @dataclass(frozen=True)
@@ -468,13 +579,11 @@ def _count_once(code: np.ndarray, position: np.ndarray, span: np.ndarray, n_epis
     return keep
 
 
-def _ruptures(
-    r: _Ratings,
-    rules: AllianceRules,
-    previous: np.ndarray,
-    base: _Baseline,
-    instrument: str,
-) -> _Part:
+def _rupture_rows(
+    r: _Ratings, rules: AllianceRules, base: _Baseline
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ruptures counted (rows into ``r``), each with the ratings after it in the episode, the offset of
+    its repair rating (0 = not repaired) and its span in ratings."""
     with np.errstate(invalid="ignore"):
         candidate = (r.position >= rules.min_prior) & (r.score <= base.threshold + _TOLERANCE)
     rows = np.flatnonzero(candidate)
@@ -489,7 +598,17 @@ def _ruptures(
         offset[back] = lead
     span = np.where(offset > 0, offset, np.minimum(later, rules.repair_window))
     keep = _count_once(r.code[rows], r.position[rows], span, len(r.episode_ids))
-    rows, later, offset = rows[keep], later[keep], offset[keep]
+    return rows[keep], later[keep], offset[keep], span[keep]
+
+
+def _ruptures(
+    r: _Ratings,
+    rules: AllianceRules,
+    previous: np.ndarray,
+    base: _Baseline,
+    instrument: str,
+) -> _Part:
+    rows, later, offset, _ = _rupture_rows(r, rules, base)
 
     repaired = offset > 0
     status = np.where(repaired, 0, np.where(later >= rules.repair_window, 1, 2))  # REPAIR_STATUSES
@@ -660,13 +779,15 @@ def alliance_events(
     cutoff: float | None = None,
     clinical_side: ClinicalSide = "below",
     instrument: str = "rating",
+    scale: ServiceScale = "robust",
 ) -> pd.DataFrame:
     """Alliance events for one alliance instrument, all episodes at once (docs/methods.md §7).
 
     ``ratings`` is long: ``episode_id``, ``session_number`` (whole numbers from 1; gaps allowed),
     ``score`` (NaN or an absent row = no rating). ``sd_service`` is the service SD of
-    session-to-session change (:func:`service_change_sd`; pass a configured value where the
-    service has too little data). ``cutoff`` is the instrument's clinical cut-off (SRS 36) or
+    session-to-session change (:func:`service_change_scale`, robust to ruptures, or the plain
+    :func:`service_change_sd`, as ``scale`` says; pass a configured value where the service has too
+    little data). ``cutoff`` is the instrument's clinical cut-off (SRS 36) or
     None (WAI-SR: flags relative to the client's own first ratings); alliance scales are
     higher-is-better, so only ``clinical_side="below"`` is accepted. ``instrument`` names the
     scale in ``detail``. The rules are in the module docstring and :meth:`AllianceRules.describe`.
@@ -719,7 +840,7 @@ def alliance_events(
     order = np.lexsort((event, session, code))
     event = event[order]
     repair_session = _column(parts, "repair_session", 0, np.int64)[order]
-    rule_texts = [rules.describe(e, sd_service=sd_service, cutoff=cutoff) for e in EVENTS]
+    rule_texts = [rules.describe(e, sd_service=sd_service, cutoff=cutoff, scale=scale) for e in EVENTS]
     out = pd.DataFrame(
         {
             "episode_id": r.episode_ids.take(code[order]),
@@ -738,7 +859,7 @@ def alliance_events(
     )
     out["detail"] = out["detail"].astype(str)
     out = out[list(ALLIANCE_EVENT_COLUMNS)]
-    out.attrs["method"] = rules.describe(sd_service=sd_service)
+    out.attrs["method"] = rules.describe(sd_service=sd_service, scale=scale)
     return out
 
 

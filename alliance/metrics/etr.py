@@ -103,6 +103,7 @@ class EtrSettings:
     promise_episodes: int = 100  # closed episodes below which the coverage is not promised (widened)
     confidence: float = 0.90  # one-sided confidence of the widening below promise_episodes
     min_calibration_ratings: int = 50  # fewer held-out ratings with a band: no calibration, no band
+    max_calibration_episodes: int = 20_000  # above: calibrate on a fixed sample of this many (by hash)
 
     def __post_init__(self) -> None:
         if min(self.folds, self.small_folds) < 2:
@@ -212,10 +213,10 @@ def percentile_bands(
     return bands[RAW_COLUMNS]
 
 
-def _folds(episode_ids, folds: int) -> np.ndarray:
-    """Each episode's fold: a stable hash (CRC-32) of its id, so an episode keeps its fold as data grow."""
+def _hashes(episode_ids) -> np.ndarray:
+    """A stable hash (CRC-32) of each episode id: an episode keeps its fold as the data grow."""
     return np.fromiter(
-        (zlib.crc32(str(e).encode()) % folds for e in episode_ids), dtype=np.int64, count=len(episode_ids)
+        (zlib.crc32(str(e).encode()) for e in episode_ids), dtype=np.int64, count=len(episode_ids)
     )
 
 
@@ -338,8 +339,14 @@ def _calibrate(
     few held-out ratings get a band."""
     ref = reference.dropna(subset=["intake"])
     ids = pd.unique(ref["episode_id"])
-    n_folds = settings.folds if len(ids) >= settings.promise_episodes else settings.small_folds
-    fold_of = pd.Series(_folds(ids, n_folds), index=ids)
+    n_reference = len(ids)
+    hashes = _hashes(ids)
+    if n_reference > settings.max_calibration_episodes:  # a fixed sample, by hash, keeps a refresh quick
+        keep = np.lexsort((ids.astype(str), hashes))[: settings.max_calibration_episodes]
+        ids, hashes = ids[keep], hashes[keep]
+        ref = ref[ref["episode_id"].isin(ids)]
+    n_folds = settings.folds if n_reference >= settings.promise_episodes else settings.small_folds
+    fold_of = pd.Series(hashes % n_folds, index=ids)
     fold = ref["episode_id"].map(fold_of).to_numpy()
     parts = []
     for f in range(n_folds):
@@ -354,7 +361,7 @@ def _calibrate(
     scores = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(scores) < settings.min_calibration_ratings:
         return None
-    levels = _levels(len(ids), settings)
+    levels = _levels(n_reference, settings)
     judged = []
     for f in pd.unique(scores["fold"]):
         mine = scores["fold"].to_numpy() == f
@@ -363,7 +370,7 @@ def _calibrate(
             others = scores
         judged.append(_judge(scores[mine], _shifts(others, levels, settings)))
     return _Calibration(
-        n_reference=len(ids),
+        n_reference=n_reference,
         shifts=_shifts(scores, levels, settings),
         scores=scores,
         judged=pd.concat(judged, ignore_index=True),
@@ -475,6 +482,36 @@ STATUS_WORDS = {
 }
 
 
+def _calibration_words(
+    bands: pd.DataFrame, session: pd.Series, settings: EtrSettings
+) -> tuple[pd.Series, pd.Series]:
+    """Per row of ``session``: the calibration in words for the method (empty for uncalibrated bands), and
+    whether the band is widened because the reference is too small to promise its coverage."""
+    if bands.empty or "calibration" not in bands.columns:
+        return pd.Series("", index=session.index, dtype=object), pd.Series(False, index=session.index)
+    n_ref = int(bands["n_reference"].iloc[0])
+    widened = bands["calibration"].iloc[0] == WIDENED
+    if widened:
+        head = (
+            f"{n_ref:,} closed episodes, too few (under {settings.promise_episodes}) to promise 80 % and "
+            f"50 % coverage: limits moved outwards (one-sided {settings.confidence * 100:.0f} % confidence)"
+        )
+    else:
+        head = f"calibrated on {n_ref:,} closed episodes"
+    texts = {
+        r.session_range: (
+            f"{head}; cross-validated at sessions {r.session_range}: {r.coverage_10_90 * 100:.0f} % of "
+            f"{int(r.n_held_out):,} held-out ratings inside 10–90, {r.coverage_25_75 * 100:.0f} % inside "
+            "25–75"
+        )
+        for r in bands[bands["session_number"] >= 2].drop_duplicates("session_range").itertuples()
+    }
+    s = np.maximum(np.nan_to_num(session.to_numpy(dtype=float), nan=2.0), 2)
+    labels = np.asarray(settings.range_labels, dtype=object)[_range_index(s, settings)]
+    words = pd.Series(labels, index=session.index).map(texts).fillna(head).astype(object)
+    return words, pd.Series(widened, index=session.index)
+
+
 def episode_status(
     latest: pd.DataFrame,
     bands: pd.DataFrame,
@@ -539,9 +576,12 @@ def episode_status(
         index=latest.index,
         dtype=object,
     )
+    clause, widened = _calibration_words(bands, latest["latest_session"], settings)
+    small = has_band & ~functional & ~deteriorated & widened  # a status the widened band decided
+    reason[small] = reason[small] + "; band widened: " + clause[small].str.split(":").str[0]
     method = np.where(
         has_band,
-        "ETR band: " + settings.describe(),
+        "ETR band: " + settings.describe() + clause.where(clause == "", "; " + clause),
         "rational fallback (Lambert): red if reliably "
         f"worse than intake, yellow without reliable improvement by session {settings.rational_session}",
     )

@@ -1,7 +1,9 @@
-"""queries/service_alliance_change_sd.sql against a hand calculation and against the Python rule it mirrors,
-:func:`alliance.metrics.alliance_signals.service_change_sd` (docs/methods.md §7: the sample SD, ddof = 1, of the
-differences between consecutive *available* ratings of one alliance instrument within an episode, a gap
-bridged, pooled over all episodes), on a small database written by `alliance import`'s code path."""
+"""queries/service_alliance_change_sd.sql against a hand calculation: every alliance rating with its change from
+the previous *available* rating of the same instrument in the episode (a gap bridged), the input of the service
+scale of alliance change (docs/methods.md §7). The SD of those changes (ddof = 1, pooled over all episodes)
+equals the Python rule :func:`alliance.metrics.alliance_signals.service_change_sd`, and with no rupture and no
+pair of ratings at the scale's top the robust scale (:func:`service_change_scale`) and the stored service scales
+equal it too. On a small database written by `alliance import`'s code path."""
 
 from __future__ import annotations
 
@@ -10,9 +12,12 @@ import math
 import pandas as pd
 import pytest
 
+from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.db import Database
 from alliance.importer import import_csv
-from alliance.metrics.alliance_signals import service_change_sd
+from alliance.metrics.alliance_signals import service_change_scale, service_change_sd
+from alliance.scope import Scope
+from alliance.service import Service
 
 # (client, session_number, instrument, score). One client = one episode; clinician CL01, team T1.
 RATINGS = [
@@ -57,6 +62,11 @@ RATINGS = [
 #   (Wrong readings give other numbers: ddof = 0 → √(128/6) = 4.62 and √(66/4) = 4.06; dropping the
 #   changes across a gap → SRS 4, 7, 1, −4 and WAI-SR 4, −3, 6.)
 EXPECTED = {"SRS": (5.0596442562694, 6), "WAI-SR": (4.6904157598234, 4)}
+# The change of every rating, in (episode, session) order; None for an episode's first rating of the instrument.
+CHANGES = {
+    "SRS": [None, 4, -6, 7, None, 1, -4, 4, None],  # A1 A2 A4 A5, B1 B2 B3 B5, D2
+    "WAI-SR": [None, 4, -3, 6, None, -3, None],  # C1 … C4, D1 D3, E1
+}
 
 
 @pytest.fixture(scope="module")
@@ -100,23 +110,51 @@ def test_the_database_holds_the_hand_made_rows(db, ratings):
     assert stored.values.tolist() == expected.values.tolist()
 
 
-def test_one_row_per_alliance_instrument_and_no_outcome_measure(result):
-    assert result["instrument"].tolist() == ["SRS", "WAI-SR"]
-    assert list(result.columns) == ["instrument", "sd_change", "n_changes"]
+def test_one_row_per_alliance_rating_and_no_outcome_measure(result):
+    assert list(result.columns) == ["instrument", "episode_id", "session_number", "score", "change"]
+    assert sorted(result["instrument"].unique()) == ["SRS", "WAI-SR"]
+    assert len(result) == 16  # every SRS and WAI-SR rating, none of the ORS ones
+
+
+@pytest.mark.parametrize("instrument", sorted(EXPECTED))
+def test_changes_bridge_gaps_and_never_cross_instruments(result, instrument):
+    rows = result[result["instrument"] == instrument]
+    got = [None if pd.isna(c) else c for c in rows["change"]]
+    assert got == CHANGES[instrument]
 
 
 @pytest.mark.parametrize("instrument", sorted(EXPECTED))
 def test_sd_matches_the_hand_calculation(result, instrument):
     sd, n = EXPECTED[instrument]
-    row = result.set_index("instrument").loc[instrument]
-    assert int(row["n_changes"]) == n
-    assert row["sd_change"] == pytest.approx(sd, abs=1e-9)
+    change = result.loc[result["instrument"] == instrument, "change"].dropna()
+    assert len(change) == n
+    assert change.std(ddof=1) == pytest.approx(sd, abs=1e-9)
 
 
 @pytest.mark.parametrize("instrument", sorted(EXPECTED))
-def test_sd_equals_the_python_rule_on_the_same_rows(result, ratings, instrument):
+def test_sd_equals_the_python_rules_on_the_same_rows(result, ratings, instrument):
     rows = ratings.loc[ratings["instrument"] == instrument, ["episode_id", "session_number", "score"]]
     python = service_change_sd(rows)
     assert math.isfinite(python)
     assert python == pytest.approx(EXPECTED[instrument][0], abs=1e-9)
-    assert result.set_index("instrument").loc[instrument, "sd_change"] == pytest.approx(python, abs=1e-9)
+    queried = result.loc[result["instrument"] == instrument, ["episode_id", "session_number", "score"]]
+    assert service_change_sd(queried) == pytest.approx(python, abs=1e-9)
+    # No rating here is a rupture (the lowest, SRS 28 after 30 and 34, stays above 32 − 2 × 5.06) and no pair
+    # sits at the top of the scale: the robust scale leaves nothing out.
+    scale = service_change_scale(queried, min_score=0, max_score=40 if instrument == "SRS" else 60)
+    assert (scale.sd, scale.n, scale.n_in_ruptures, scale.n_at_limit) == (
+        pytest.approx(python, abs=1e-9),
+        EXPECTED[instrument][1],
+        0,
+        0,
+    )
+
+
+def test_the_service_scales_hold_both(db):
+    metrics = ClinicalMetrics(Service(db, Scope.full_access()), MetricSettings())
+    scales = metrics.service_scales.set_index(["scale", "instrument"])
+    for instrument, (sd, n) in EXPECTED.items():
+        for name in ("alliance_change_sd", "alliance_change_sd_all"):
+            assert scales.loc[(name, instrument), "value"] == pytest.approx(sd, abs=1e-9)
+            assert scales.loc[(name, instrument), "n"] == n
+    assert metrics.alliance_sd == pytest.approx({k: v[0] for k, v in EXPECTED.items()}, abs=1e-9)

@@ -100,8 +100,9 @@ def test_one_changed_rating_makes_the_store_stale_and_refresh_updates_every_tabl
         "AND arg_min(score, session_number) BETWEEN 15 AND 22 ORDER BY episode_id LIMIT 1"
     ).fetchone()
     con.execute(
-        # Session 2 too: the bands are fitted only through sessions that many reference episodes reached.
-        "UPDATE rating SET score = 0 WHERE episode_id = $e AND session_number IN (2, $s) AND instrument = 'ORS'",
+        # Sessions 1 and 2 too: the intake feeds the service scales, and the bands are fitted only through
+        # sessions that many reference episodes reached.
+        "UPDATE rating SET score = 0 WHERE episode_id = $e AND session_number IN (1, 2, $s) AND instrument = 'ORS'",
         {"e": episode, "s": session},
     )
     con.close()
