@@ -12,6 +12,7 @@ import html
 import json
 import re
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -41,7 +42,15 @@ class _Capture:
 
 
 def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
-    """The JSON of a new session's document of the page at ``url`` (as a browser would get it)."""
+    """The JSON of a new session's document of the page at ``url`` (as a browser would get it).
+
+    Run in a thread of its own: Bokeh's client runs an event loop, and the browser tier's Playwright keeps one
+    running in the test thread for the rest of the session."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_served_document, url, arguments).result(timeout=300)
+
+
+def _served_document(url: str, arguments: dict[str, str] | None) -> dict:
     session = ClientSession(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
     try:
         session.connect()
