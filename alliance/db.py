@@ -17,6 +17,7 @@ import duckdb
 import pandas as pd
 
 from alliance import config
+from alliance.schema import TABLES as SCHEMA_TABLES
 from alliance.schema import SchemaError, check_schema
 
 
@@ -73,18 +74,7 @@ def query_names() -> list[str]:
 
 # The data every clinical metric depends on. A content fingerprint per table (row count and an order-free
 # XOR of row hashes): any inserted, deleted or changed row changes it.
-_VERSIONED = (
-    "instrument",
-    "instrument_norm",
-    "instrument_item",
-    "team",
-    "clinician",
-    "client",
-    "episode",
-    "session",
-    "rating",
-    "rating_item",
-)
+_VERSIONED = tuple(t for t in SCHEMA_TABLES if t != "alliance_meta")  # data_as_of is read on its own
 
 
 def data_version(con: duckdb.DuckDBPyConnection) -> str:

@@ -13,6 +13,7 @@ from playwright.sync_api import Page, expect
 
 from alliance.service import Service
 from alliance.state import ClientSelection
+from tests.browser.test_client_page import BOKEH_COLUMN
 
 pytestmark = pytest.mark.browser
 TIMEOUT = 60_000
@@ -67,22 +68,6 @@ START_MONITOR = f"""
 """
 
 STOP_MONITOR = "() => { window.__monitor.running = false; return window.__monitor; }"
-
-# Every value of one column across the Bokeh data sources of the page (what the charts actually draw).
-BOKEH_COLUMN = """
-(column) => {
-  const values = [];
-  for (const doc of Bokeh.documents) {
-    for (const model of doc.all_models) {
-      if (model.data !== undefined && model.data[column] !== undefined) {
-        values.push(...Array.from(model.data[column]).map(String));
-      }
-    }
-  }
-  return values;
-}
-"""
-
 
 def shown(page: Page) -> dict:
     return page.evaluate(SHOWN)
