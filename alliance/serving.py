@@ -4,6 +4,7 @@ browser test tiers use it; ``make serve`` is the interactive way)."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -34,6 +35,25 @@ def wait_for_http(url: str, timeout: float = 90.0) -> None:
             last = exc
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer within {timeout}s ({last})")
+
+
+_RECORD = re.compile(r"^(?=\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.MULTILINE)
+_RAISED = re.compile(r"^\s*[\w.]+(Error|Exception)\b")  # an exception's own line: "KeyError: 'x'"
+_CLIENT_WENT_AWAY = ("tornado.websocket.WebSocketClosedError", "tornado.iostream.StreamClosedError")
+
+
+def server_errors(log: str) -> list[str]:
+    """Records of a ``panel serve`` log (each starts with a timestamp) that hold a traceback, leaving out the
+    ones whose only exceptions are a closed websocket or stream."""
+    errors = []
+    for record in _RECORD.split(log):
+        if "Traceback" not in record:
+            continue
+        raised = [line.strip() for line in record.splitlines() if _RAISED.match(line)]
+        if raised and all(line.startswith(_CLIENT_WENT_AWAY) for line in raised):
+            continue
+        errors.append(record)
+    return errors
 
 
 class Server:
@@ -79,6 +99,11 @@ class Server:
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"panel serve did not start:\n{log.read_text()[-3000:]}") from None
+
+    def errors(self) -> list[str]:
+        """The server log's records that hold a traceback, except a browser going away while the server
+        writes to it (tornado's ``WebSocketClosedError``: the tab was closed or navigated, nothing failed)."""
+        return server_errors(self.log.read_text())
 
     def stop(self) -> None:
         self.proc.terminate()
