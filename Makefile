@@ -10,7 +10,7 @@ PORT ?= 5006
 # Extra arguments for pytest, e.g. make test PYTEST_ARGS="-k client"
 PYTEST_ARGS ?=
 
-.PHONY: install serve test lint demo bench validate clean
+.PHONY: install serve test lint demo bench bench-pack validate clean
 
 install: $(STAMP)
 
@@ -28,11 +28,35 @@ $(DEMO_DB): | $(STAMP)
 demo: $(STAMP)
 	$(BIN)/alliance demo --out $(DEMO_DB) --force
 
-# Bound to this machine only (127.0.0.1): there is no sign-in yet.
+# Sign-in (docs/deployment.md): USERS=path/to/users.json (made with `alliance users add`) turns it on, and so
+# does a users file beside the database (<db stem>.users.json). Without one this is the demo: no sign-in,
+# bound to this machine only (127.0.0.1), every page saying so. With sign-in the cookie secret comes from
+# $PANEL_COOKIE_SECRET (else one is made at each start: sign-ins end when the server restarts); ADDRESS
+# (default 127.0.0.1: put a TLS reverse proxy in front), PUBLIC_HOST=the public site name (websocket origin)
+# and PROXY=1 (trust the proxy's X-Forwarded-* headers) are for a deployment.
+USERS ?=
+ADDRESS ?= 127.0.0.1
+PUBLIC_HOST ?=
+PROXY ?=
+SERVE_ARGS = dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 serve: $(STAMP)
 	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
 	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }
-	ALLIANCE_DB="$(abspath $(DB))" $(BIN)/panel serve dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --address 127.0.0.1 --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
+	@db="$(abspath $(DB))"; users="$(USERS)"; users="$${users:-$$ALLIANCE_USERS}"; \
+	if [ -z "$$users" ] && [ -f "$${db%.*}.users.json" ]; then users="$${db%.*}.users.json"; fi; \
+	if [ -z "$$users" ]; then \
+	  echo "No users file: the demo without sign-in, on this machine only: http://localhost:$(PORT)"; \
+	  ALLIANCE_DB="$$db" exec $(BIN)/panel serve $(SERVE_ARGS) --address 127.0.0.1; \
+	fi; \
+	test -f "$$users" || { echo "Users file '$$users' not found: add a user with: $(BIN)/alliance users add NAME --role ROLE --users $$users"; exit 2; }; \
+	if [ -z "$$PANEL_COOKIE_SECRET" ]; then \
+	  echo "PANEL_COOKIE_SECRET is not set: a new cookie secret for this run (sign-ins end at a restart)."; \
+	  export PANEL_COOKIE_SECRET="$$($(BIN)/python -c 'import secrets; print(secrets.token_urlsafe(48))')"; \
+	fi; \
+	echo "Sign-in on (users file $$users), listening on $(ADDRESS):$(PORT)"; \
+	ALLIANCE_DB="$$db" ALLIANCE_USERS="$$(realpath "$$users")" exec $(BIN)/panel serve $(SERVE_ARGS) \
+	  --auth-module $(CURDIR)/alliance/signin.py --address $(ADDRESS) \
+	  $(if $(PUBLIC_HOST),--allow-websocket-origin=$(PUBLIC_HOST)) $(if $(PROXY),--use-xheaders)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -45,6 +69,11 @@ lint: $(STAMP)
 EPISODES ?= 200000
 bench: $(STAMP)
 	$(BIN)/python -m alliance.bench --episodes $(EPISODES) $(BENCH_ARGS)
+
+# The meeting pack of 25 clients on the demo (or DB=path): seconds on the clock and of CPU against 15 s.
+bench-pack: $(STAMP)
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	$(BIN)/python -m alliance.pack_bench --db "$(DB)"
 
 # The validation report (docs/methods.md §13) on the demo, or on DB=path: one self-contained HTML file and the
 # same figures as CSV beside it (build/validation_csv/).

@@ -8,7 +8,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from alliance import config
+from alliance import audit, config
 
 
 def _date(text: str) -> dt.date:
@@ -56,6 +56,10 @@ def cmd_import(args) -> int:
         encoding = getattr(stream, "encoding", None) or "utf-8"
         print(text.encode(encoding, "backslashreplace").decode(encoding), file=stream)
 
+    refused = audit.command_check(args.db)  # the trail must be writable before the database changes
+    if refused:
+        say(refused, sys.stderr)
+        return 2
     try:
         try:
             paths = args.instruments
@@ -63,7 +67,15 @@ def cmd_import(args) -> int:
         except RegistryError as exc:
             say(str(exc), sys.stderr)
             return 2
-        report = import_csv(args.file, args.db, registry=registry, dry_run=args.dry_run, rejects=args.rejects)
+        report = import_csv(
+            args.file,
+            args.db,
+            registry=registry,
+            dry_run=args.dry_run,
+            rejects=args.rejects,
+            mapping=args.mapping,
+            progress=True if args.progress else None,
+        )
     except KeyboardInterrupt:
         say("interrupted; the database holds either all of this import or none of it", sys.stderr)
         return 130
@@ -74,6 +86,12 @@ def cmd_import(args) -> int:
     stream = sys.stdout if report.ok else sys.stderr
     for line in report.lines():
         say(line, stream)
+    if report.exit_code == 0:  # imported, nothing to change, or a dry run: one audit record
+        digest = audit.file_digest(args.file)
+        detail = f"{Path(args.file).name} (sha256 {digest or 'unreadable'}): {report.lines()[0]}"
+        if problem := audit.command_record("import", args.db, detail):
+            say(problem, sys.stderr)
+            return 2
     return report.exit_code
 
 
@@ -82,7 +100,12 @@ def cmd_metrics(args) -> int:
     from alliance.export import write_metrics
 
     try:
+        if Path(args.db).is_file():  # recorded before any data are written (a missing file is reported below)
+            audit.record("export_csv", db=args.db, detail=f"alliance metrics → {args.out}")
         written = write_metrics(Path(args.db), Path(args.out), as_of=args.as_of)
+    except audit.AuditError as exc:
+        print(f"alliance metrics: refused: {exc}", file=sys.stderr)
+        return 2
     except DatabaseError as exc:
         print(f"alliance metrics: {exc}", file=sys.stderr)
         return 2
@@ -96,15 +119,25 @@ def cmd_refresh(args) -> int:
     from alliance.db import DatabaseError
     from alliance.store import refresh
 
+    if refused := audit.command_check(args.db):
+        print(f"alliance refresh: {refused}", file=sys.stderr)
+        return 2
     try:
         stamp = refresh(Path(args.db), MetricSettings(as_of=args.as_of))
     except DatabaseError as exc:
         print(f"alliance refresh: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the copy beside the file could not be written (disk full, permissions)
+        print(f"alliance refresh: {args.db} was left as it was: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     print(
         f"Stored metrics of {args.db} refreshed in {stamp.seconds:.1f} s: data version {stamp.data_version}, "
         f"as of {stamp.as_of:%d %b %Y}."
     )
+    detail = f"stored metrics refreshed: data version {stamp.data_version}, as of {stamp.as_of:%Y-%m-%d}"
+    if problem := audit.command_record("refresh", args.db, detail):
+        print(f"alliance refresh: {problem}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -124,6 +157,9 @@ def cmd_pack(args) -> int:
             )
             return 2
         agenda = build_pack(service, args.supervisor, args.date, Path(args.out))
+    except audit.AuditError as exc:  # the pack is recorded before it is written
+        print(f"alliance pack: refused: {exc}", file=sys.stderr)
+        return 2
     except DatabaseError as exc:
         print(f"alliance pack: {exc}", file=sys.stderr)
         return 2
@@ -152,6 +188,85 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_users(args) -> int:
+    """``alliance users add/list/remove``: the users file (alliance.auth). Passwords are read without echo
+    (or one line from stdin with --password-stdin), hashed, and never printed or stored as typed."""
+    import getpass
+
+    from alliance.auth import ROLES, UsersError, add_user, load_users, remove_user, users_path
+
+    path = Path(args.users) if args.users else users_path(args.db)
+
+    def say(line: str, stream=sys.stdout) -> None:
+        print(f"alliance users: {line}", file=stream)
+
+    try:
+        if args.action == "list":
+            users = load_users(path) if path.exists() else {}
+            say(f"{path}: {len(users)} user{'' if len(users) == 1 else 's'}")
+            for user in sorted(users.values(), key=lambda u: u.name):
+                print(f"  {user.describe()}")
+            return 0
+        if args.action == "remove":
+            remove_user(path, args.name)
+            say(f"removed {args.name} from {path}")
+            return 0
+        if args.no_password:
+            password = None
+        elif args.password_stdin:
+            password = sys.stdin.readline().rstrip("\r\n")
+        else:
+            password = getpass.getpass(f"Password for {args.name}: ")
+            if getpass.getpass("Again: ") != password:
+                say("the two passwords differ; nothing changed", sys.stderr)
+                return 1
+        problem = _check_clinician(args)
+        if problem:
+            say(problem, sys.stderr)
+            return 2
+        user = add_user(
+            path,
+            args.name,
+            args.role,
+            password=password,
+            clinician_id=args.clinician or "",
+            email=args.email or "",
+            replace=args.replace,
+        )
+    except UsersError as exc:
+        say(str(exc), sys.stderr)
+        return 2
+    except (OSError, KeyboardInterrupt, EOFError) as exc:
+        say(f"{path}: {type(exc).__name__} {exc}; nothing changed", sys.stderr)
+        return 2
+    say(f"{'changed' if args.replace else 'added'} {user.describe()} in {path} — {ROLES[user.role]}")
+    return 0
+
+
+def _check_clinician(args) -> str:
+    """A clinician or supervisor code must be one of the database's clinicians (when the database exists)."""
+    from alliance.db import DatabaseError, open_database
+    from alliance.scope import Scope
+    from alliance.service import Service
+
+    db_path = Path(args.db) if args.db else config.database_path()
+    if not args.clinician or not db_path.exists():
+        return ""
+    try:
+        clinicians = Service(open_database(db_path), Scope.full_access()).clinicians()
+    except DatabaseError as exc:
+        return f"cannot check the clinician code: {exc}"
+    if args.clinician not in set(clinicians["clinician_id"]):
+        return f"no clinician {args.clinician!r} in {db_path}; nothing changed"
+    if args.role == "supervisor" and args.clinician not in set(clinicians["supervisor_id"].dropna()):
+        return f"{args.clinician!r} supervises no team in {db_path}; give them the clinician role"
+    return ""
+
+
+def cmd_audit(args) -> int:
+    return audit.command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alliance", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -171,11 +286,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     imp = sub.add_parser(
         "import",
-        help="import ratings in long format, CSV or Parquet (see README: Importing ratings)",
+        help="import ratings: CSV, Excel .xlsx or Parquet, long or wide (see docs/import.md)",
         description="Check every row, then merge the file into the database: new ratings inserted, changed "
         "ones updated, unchanged ones left; any problem and nothing is written.",
     )
-    imp.add_argument("file", help="CSV (any delimiter, UTF-8, optional sep= line) or Parquet file")
+    imp.add_argument(
+        "file", help="CSV (any delimiter, UTF-8, optional sep= line), Excel .xlsx or Parquet; long or wide"
+    )
     imp.add_argument("--db", required=True, help="database file (created if missing)")
     imp.add_argument(
         "--instruments",
@@ -192,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--rejects",
         metavar="PATH",
         help="write every problem (row, line, column, value, reason) to this CSV, to fix the export",
+    )
+    imp.add_argument(
+        "--mapping",
+        metavar="PATH",
+        help="TOML file naming the file's columns, instrument columns (wide files) and date format",
+    )
+    imp.add_argument(
+        "--progress",
+        action="store_true",
+        help="show a progress bar on stderr even when it is not a terminal (it shows on a terminal anyway)",
     )
     imp.set_defaults(func=cmd_import)
 
@@ -236,6 +363,49 @@ def build_parser() -> argparse.ArgumentParser:
         help="the date the data describe (default: the database's, else today)",
     )
     val.set_defaults(func=cmd_validate)
+
+    aud = sub.add_parser(
+        "audit",
+        help="print the audit trail: who viewed, exported, imported or marked what, when, from where",
+        description="The records of a database's audit trail (<db stem>.audit.sqlite or $ALLIANCE_AUDIT), "
+        "oldest first; --verify checks that none was altered, removed or inserted outside the application.",
+    )
+    aud.add_argument("--db", default=None, help="database file (default: $ALLIANCE_DB or the demo)")
+    aud.add_argument("--since", type=_date, default=None, help="first day (UTC, YYYY-MM-DD)")
+    aud.add_argument("--until", type=_date, default=None, help="last day (UTC, YYYY-MM-DD)")
+    aud.add_argument("--user", default=None, help="only this user's records")
+    aud.add_argument("--client", default=None, help="only records about this client code")
+    aud.add_argument("--episode", default=None, help="only records about this episode code")
+    aud.add_argument("--action", choices=audit.ACTIONS, default=None, help="only this action")
+    aud.add_argument("--csv", metavar="OUT", default=None, help="write the records to this CSV file instead")
+    aud.add_argument("--verify", action="store_true", help="check the hash chain and append-only triggers")
+    aud.set_defaults(func=cmd_audit)
+
+    users = sub.add_parser(
+        "users",
+        help="manage who may sign in and with which role (the users file, hashed passwords)",
+        description="The users file: $ALLIANCE_USERS, else <db stem>.users.json beside the database. Roles: "
+        "clinician (own caseload), supervisor (own caseload and supervisees'), director (everything), "
+        "researcher (aggregates only).",
+    )
+    users_sub = users.add_subparsers(dest="action", required=True)
+    helps = {"add": "add a user (or change one with --replace)", "list": "list the users", "remove": "remove"}
+    for action, words in helps.items():
+        a = users_sub.add_parser(action, help=words)
+        a.add_argument("--db", default=None, help="database file (default: $ALLIANCE_DB or the demo)")
+        a.add_argument("--users", default=None, help="users file (default: $ALLIANCE_USERS, else by --db)")
+        if action != "list":
+            a.add_argument("name", help="user name (letters, digits and . _ @ + -)")
+        if action == "add":
+            roles = ["clinician", "supervisor", "director", "researcher"]
+            a.add_argument("--role", required=True, choices=roles)
+            a.add_argument("--clinician", default=None, help="their clinician code (clinician, supervisor)")
+            a.add_argument("--email", default=None, help="e-mail address at the identity provider (OAuth)")
+            how = a.add_mutually_exclusive_group()
+            how.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+            how.add_argument("--no-password", action="store_true", help="identity provider sign-in only")
+            a.add_argument("--replace", action="store_true", help="change an existing user")
+    users.set_defaults(func=cmd_users)
     return parser
 
 

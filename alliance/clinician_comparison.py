@@ -149,3 +149,91 @@ def comparison_frames(
         "shrink": shrink,
         "flags": flags,
     }
+
+
+# -- who the viewer may see by name --------------------------------------------------------------------------
+def _letters(i: int) -> str:
+    """0 → A, 25 → Z, 26 → AA, …"""
+    s = ""
+    i += 1
+    while i:
+        i, r = divmod(i - 1, 26)
+        s = chr(65 + r) + s
+    return s
+
+
+def clinician_names(codes, *, named, you: str = "", key: bytes) -> dict[str, str]:
+    """How each clinician code is shown to a viewer: "you (CODE)" for the viewer's own, the code for a
+    clinician in ``named`` (None: every clinician), else "clinician A", "clinician B", ….
+
+    Letters follow a keyed hash of the codes (``key``: a server secret with the data version), not the codes'
+    order, so a letter says nothing about the code behind it; they are given over every code passed (the
+    whole service), so a clinician keeps their letter whatever the filters, for as long as the data version.
+    """
+    import hashlib
+    import hmac
+
+    codes = sorted({str(c) for c in codes})
+    order = sorted(codes, key=lambda c: hmac.new(key, c.encode("utf-8"), hashlib.sha256).digest())
+    letter = {c: _letters(i) for i, c in enumerate(order)}
+    names = {}
+    for c in codes:
+        if you and c == you:
+            names[c] = f"you ({c})"
+        elif named is None or c in named:
+            names[c] = c
+        else:
+            names[c] = f"clinician {letter[c]}"
+    return names
+
+
+def rename_clinicians(frames: dict[str, object], names: dict[str, str]) -> dict[str, object]:
+    """The comparison frames with every clinician code replaced by its shown name (a code missing from
+    ``names`` is hidden too), and no episode code left in them: what a view receives is all it can show."""
+    import dataclasses
+
+    def shown(code) -> str:
+        return names.get(str(code), "clinician (not named)")
+
+    def column(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        if "clinician_id" in out:
+            out["clinician_id"] = out["clinician_id"].map(shown)
+        out = out.drop(columns=[c for c in ("episode_id", "client_id") if c in out])
+        out.attrs = dict(df.attrs)
+        return out
+
+    def index(df: pd.DataFrame) -> pd.DataFrame:
+        out = df.copy()
+        out.index = pd.Index([shown(c) for c in df.index], name=df.index.name)
+        out.attrs = dict(df.attrs)
+        return out
+
+    renamed: dict[str, object] = {}
+    for name, value in frames.items():
+        if name == "shrink" and value is not None:
+            renamed[name] = dataclasses.replace(value, table=index(value.table))
+        elif name == "es" and isinstance(value, pd.DataFrame) and "clinician_id" not in value:
+            renamed[name] = index(value)
+        elif isinstance(value, pd.DataFrame):
+            renamed[name] = column(value)
+        else:
+            renamed[name] = value
+    return renamed
+
+
+class NamedComparisons:
+    """A data store whose comparisons show each clinician as the viewer may see them (``clinician_names``).
+
+    ``store`` is an ``alliance.datastore.DataStore``; its cached comparisons keep the codes, and every answer
+    given out through this wrapper is renamed."""
+
+    def __init__(self, store, names: dict[str, str]):
+        self.store = store
+        self.names = dict(names)
+
+    def metrics(self):
+        return self.store.metrics()
+
+    def comparison(self, f: ComparisonFilter) -> dict:
+        return rename_clinicians(self.store.comparison(f), self.names)

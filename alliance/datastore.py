@@ -4,7 +4,9 @@ viewer's scope, and cached reads shared by every session of the process.
 No UI here. A page asks its ``DataStore`` for the metrics of its scope or for a comparison; the answers are
 cached per process with ``pn.cache``, keyed by the database file, its data version and the scope (so a
 viewer never gets another scope's rows, and a new data version is a new key), and they come from the
-metrics store in the database file when it is current (``alliance.store``).
+metrics store in the database file when it is current (``alliance.store``). When ``open_database`` finds a
+new version of the file (an import or a refresh swapped it in), every cached read is dropped; a session still
+on the old version reads that version (``database_of_version``) until it reloads.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import param
 
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import ComparisonFilter, comparison_frames
-from alliance.db import Database, open_database
+from alliance.db import Database, database_of_version, on_new_version, open_database
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.store import metrics_for
@@ -25,7 +27,8 @@ from alliance.store import metrics_for
 @pn.cache(max_items=8)
 def _service_metrics(path: str, data_version: str) -> ClinicalMetrics:
     """The whole service's metrics (stored when current, else computed lazily), once per file version."""
-    return metrics_for(Service(open_database(path), Scope.full_access()), MetricSettings())
+    db = database_of_version(path, data_version)
+    return metrics_for(Service(db, Scope.full_access()), MetricSettings())
 
 
 @pn.cache(max_items=64)
@@ -45,6 +48,9 @@ def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
     for fn in (_comparison, _scoped_metrics, _service_metrics):
         fn.clear()
+
+
+on_new_version(lambda _path: forget_cached_reads())
 
 
 class DataStore(param.Parameterized):

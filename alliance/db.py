@@ -2,19 +2,38 @@
 
 One read-only DuckDB connection per process and database file; each query runs on a fresh cursor, so the
 layer is safe under ``panel serve --num-threads``. Parameters are always bound, never formatted into SQL.
+
+A database file is never changed in place while it is served: ``alliance import`` and ``alliance refresh``
+write a complete new file beside it and swap it in with ``os.replace`` (:func:`rewrite`). ``open_database``
+notices a new file by its identity (device, inode, size, modification time) at every call and opens the new
+version; whoever still holds the old :class:`Database` keeps reading the old file until they let it go. Each
+file is attached read-only to a private in-memory DuckDB instance, because DuckDB hands a second connection
+to the same path the instance already open, which would keep serving the old file.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import secrets
+import shutil
+import stat
 import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: one writer at a time is then the user's to keep
+    fcntl = None
 
 from alliance import config
 from alliance.schema import TABLES as SCHEMA_TABLES
@@ -88,58 +107,125 @@ def data_version(con: duckdb.DuckDBPyConnection) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
 
+#: DuckDB must never fetch or load an extension because of what a file looks like.
+DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+#: The name the database file is attached under in its reader's private DuckDB instance.
+CATALOG = "alliance_db"
+
+
+def file_identity(path: Path | str) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, modification time in ns) of the file at ``path``, or None when there is none.
+    A replaced, truncated or rewritten file has another identity."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _damaged(exc: BaseException) -> bool:
+    """True for DuckDB errors that mean the file cannot be read (damaged, truncated), not a bad query."""
+    text = str(exc).casefold()
+    return isinstance(exc, duckdb.IOException | duckdb.InternalException | duckdb.FatalException) or any(
+        w in text for w in ("corrupt", "checksum", "invalidated", "not a valid duckdb", "could not read")
+    )
+
+
 class Database:
-    """A read-only Alliance database file."""
+    """A read-only Alliance database file (the version of the file that was there when it was opened)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        if not self.path.exists():
+        self.broken = False  # set when a read found the file damaged: open_database then tries again
+        # The identity is read before the file is opened: a file replaced in between is noticed next time.
+        self.identity = file_identity(self.path)
+        if self.identity is None:
             raise DatabaseError(
                 f"Database file {self.path} not found. Build the demo with `make serve` (or "
                 "`alliance demo --out data/demo.duckdb`), or point ALLIANCE_DB at your own database."
             )
+        if not stat.S_ISREG(os.stat(self.path).st_mode):
+            raise DatabaseError(f"Database file {self.path} is not a file (a folder?); give a DuckDB file.")
+        con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+        literal = "'" + str(self.path).replace("'", "''") + "'"
         try:
-            self._con = duckdb.connect(str(self.path), read_only=True)
+            con.execute(f"ATTACH {literal} AS {CATALOG} (READ_ONLY, TYPE DUCKDB)")
+            con.execute(f"USE {CATALOG}")
         except duckdb.Error as exc:
+            con.close()
+            if "checksum" in str(exc).casefold() or "corrupt" in str(exc).casefold():
+                raise DatabaseError(self._damage_message(exc)) from None
             raise DatabaseError(
-                f"Database file {self.path} cannot be opened ({exc}). Is it a DuckDB file, and is no other "
-                "program writing to it?"
+                f"Database file {self.path} cannot be opened ({_first_line(exc)}). Is it a DuckDB file, "
+                "and is no other program writing to it?"
             ) from None
+        self._con = _Attached(con)
+        self._lock = threading.Lock()
         try:
             check_schema(self._con, self.path)
         except SchemaError as exc:
-            self._con.close()
+            con.close()
             raise DatabaseError(str(exc)) from None
-        self._lock = threading.Lock()
+        except duckdb.Error as exc:
+            con.close()
+            raise DatabaseError(self._damage_message(exc)) from None
 
     @classmethod
     def on_connection(cls, con: duckdb.DuckDBPyConnection, path: Path | str) -> Database:
         """A Database over an open (writable) connection: the metrics store computes with it while writing."""
         db = cls.__new__(cls)
         db.path, db._con, db._lock = Path(path), con, threading.Lock()
+        db.broken, db.identity = False, None
         return db
+
+    def _damage_message(self, exc: BaseException) -> str:
+        return (
+            f"Database file {self.path} is damaged or incomplete and cannot be read ({_first_line(exc)}). "
+            "Restore it from a copy, or rebuild it with `alliance import` (or `alliance demo`)."
+        )
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:  # creating a cursor touches the shared connection; running it does not
+            return self._con.cursor()
 
     @cached_property
     def data_version(self) -> str:
         """Fingerprint of the data (``data_version``); a file open read-only cannot change while open."""
-        with self._lock:
-            cur = self._con.cursor()
+        cur = self._cursor()
         try:
-            return data_version(cur)
+            version = data_version(cur)
+        except duckdb.Error as exc:
+            if not _damaged(exc):
+                raise
+            self.broken = True
+            raise DatabaseError(self._damage_message(exc)) from None
         finally:
             cur.close()
+        _versions[(str(self.path.resolve()), version)] = self
+        return version
 
     def query(self, name: str, **params: object) -> pd.DataFrame:
-        """Run ``queries/<name>.sql`` with the given bound parameters; returns a tidy frame."""
+        """Run ``queries/<name>.sql`` with the given bound parameters; returns a tidy frame.
+
+        A file found damaged while reading raises :class:`DatabaseError` (the page shows it)."""
         q = load_query(name)
         missing = [p for p in q.params if p not in params]
         extra = [p for p in params if p not in q.params]
         if missing or extra:
             raise TypeError(f"query {name}: missing parameters {missing}, unexpected {extra}")
-        with self._lock:  # creating a cursor touches the shared connection; running it does not
-            cur = self._con.cursor()
+        cur = self._cursor()
         try:
             return cur.execute(q.sql, params).df()
+        except duckdb.Error as exc:
+            if not _damaged(exc):
+                raise
+            self.broken = True
+            raise DatabaseError(self._damage_message(exc)) from None
         finally:
             cur.close()
 
@@ -148,17 +234,63 @@ class Database:
         self._con.close()
 
 
+class _Attached:
+    """The connection of a private in-memory DuckDB instance holding the file attached read-only: every cursor
+    reads the attached file by default (a new cursor starts in the instance's own empty catalog)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self._con = con
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self._con.cursor()
+        cur.execute(f"USE {CATALOG}")
+        return cur
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+
 _open: dict[Path, Database] = {}
 _open_lock = threading.Lock()
+#: (resolved path, data version) → an open Database of that version, while anyone holds it.
+_versions: weakref.WeakValueDictionary[tuple[str, str], Database] = weakref.WeakValueDictionary()
+#: Called with the path whenever open_database opens a new version of a file (cached reads are dropped).
+_listeners: list[Callable[[Path], None]] = []
+
+
+def on_new_version(listener: Callable[[Path], None]) -> None:
+    """Call ``listener(path)`` whenever ``open_database`` finds a new version of a database file."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def open_database(path: Path | str | None = None) -> Database:
-    """The process-wide read-only connection to ``path`` (default: $ALLIANCE_DB or the demo)."""
+    """The process-wide read-only connection to ``path`` (default: $ALLIANCE_DB or the demo).
+
+    Each call compares the file's identity with the open version's (one ``os.stat``); a file replaced,
+    truncated or rewritten since is opened anew, and a vanished or damaged one raises :class:`DatabaseError`.
+    The old version is not closed: sessions that hold it go on reading it until they let it go."""
     key = Path(path or config.database_path()).resolve()
+    identity = file_identity(key)
     with _open_lock:
-        if key not in _open:
-            _open[key] = Database(key)
-        return _open[key]
+        db = _open.get(key)
+        if db is not None and not db.broken and db.identity == identity:
+            return db
+        if db is not None:
+            del _open[key]
+        new = Database(key)  # raises DatabaseError: missing, not a database, damaged
+        _open[key] = new
+    if db is not None:
+        for listener in list(_listeners):
+            listener(key)
+    return new
+
+
+def database_of_version(path: Path | str, version: str) -> Database:
+    """The open Database of ``path`` whose data version is ``version`` (a session may still show an older file
+    than the current one), else the current one."""
+    db = _versions.get((str(Path(path).resolve()), version))
+    return db if db is not None else open_database(path)
 
 
 def forget_databases() -> None:
@@ -167,3 +299,104 @@ def forget_databases() -> None:
         for db in _open.values():
             db.close()
         _open.clear()
+
+
+# -- writing a new version of a file: built beside it, swapped in whole --------------------------------------
+def temporary_path(path: Path, kind: str) -> Path:
+    """A hidden name beside ``path`` for a file being built: ``.NAME.<pid>-<random>.<kind>``."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.{kind}")
+
+
+def remove_stale_temporaries(path: Path) -> None:
+    """Remove what a killed import or refresh left beside ``path`` (files whose process is gone)."""
+    for tmp in path.parent.glob(f".{path.name}.*-*.*"):
+        if tmp.suffix not in (".importing", ".rewriting", ".wal"):
+            continue
+        pid = tmp.name.removeprefix(f".{path.name}.").split("-", 1)[0]
+        if pid.isdigit() and int(pid) != os.getpid():
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (where the file system allows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def writer_lock(path: Path) -> Iterator[None]:
+    """One writer at a time per database file (``alliance import``, ``alliance refresh``): an advisory lock on
+    the file itself (``flock``, which DuckDB's own locks do not touch). Readers never take it; a second writer
+    is refused with a clear message. A file swapped in while waiting is locked anew, so the holder always
+    has the file now at ``path``."""
+    path = Path(os.path.realpath(path))
+    if fcntl is None:
+        yield
+        return
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError as exc:
+            raise DatabaseError(f"{path} cannot be opened ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatabaseError(
+                f"{path} is being written by another `alliance import` or `alliance refresh`; "
+                "wait for it to finish and try again"
+            ) from None
+        st = os.fstat(fd)
+        if file_identity(path) is not None and os.stat(path).st_ino == st.st_ino:
+            break
+        os.close(fd)  # replaced by the writer that held the lock: lock the new file
+    try:
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@contextmanager
+def rewrite(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A writable connection on a complete copy of the database file at ``path``, made beside it. When the
+    block ends normally the copy is checkpointed, synced and swapped in with ``os.replace`` (atomic: a reader
+    opens the old file or the new one, never a mix); when it raises, or the process dies, ``path`` is left as
+    it was. Running servers notice the new file (``open_database``). Hold :func:`writer_lock` around it.
+    A symbolic link is followed: the file it points to is replaced, and the link stays."""
+    path = Path(os.path.realpath(path))
+    remove_stale_temporaries(path)
+    tmp = temporary_path(path, "rewriting")
+    wal = Path(f"{path}.wal")
+    try:
+        shutil.copyfile(path, tmp)
+        if wal.exists():  # a log a writer left unapplied: the copy applies it too
+            shutil.copyfile(wal, f"{tmp}.wal")
+        shutil.copymode(path, tmp)
+        con = duckdb.connect(str(tmp), config=DUCKDB_CONFIG)
+        try:
+            con.execute("SET enable_progress_bar = false")  # the command shows its own progress
+            yield con
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        wal.unlink(missing_ok=True)  # its content is in the new file
+        fsync_folder(path.parent)
+    finally:
+        for p in (tmp, Path(f"{tmp}.wal")):
+            p.unlink(missing_ok=True)

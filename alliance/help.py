@@ -31,7 +31,8 @@ below the cut-off. Small grey ▼ marks are dips (lower than the previous rating
 **✕ marks a rupture**: a rating at least k = 2 SD below the mean of up to five earlier ratings (SD = the larger
 of the client's own and the service's session-to-session SD). The shaded span runs from the rupture to its
 repair: green = repaired (back within 1 SD of the baseline within 3 ratings), red = not repaired, amber =
-still open (fewer than 3 later ratings). These are our rules, built on Stiles et al. 2004, Strauss et al.
+still open (fewer than 3 later ratings); a span not repaired stops at the last rating (nothing is known after
+it). These are our rules, built on Stiles et al. 2004, Strauss et al.
 2006 and Gumz et al. 2012; unrepaired ruptures predict worse outcome and dropout (Eubanks, Muran & Safran
 2018). Self-report alliance scales under-detect ruptures: a quiet chart is not proof of a good alliance, and
 SRS ratings persistently at 39–40 can mean politeness (ceiling).

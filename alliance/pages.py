@@ -15,13 +15,14 @@ import panel_material_ui as pmui
 import param
 from panel.viewable import Viewer
 
-from alliance import style
-from alliance.agenda import team_clinicians
-from alliance.db import DatabaseError
-from alliance.flags import agenda_help
+from alliance import audit, style
+from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for
+from alliance.db import DatabaseError, open_database
+from alliance.freshness import data_status
+from alliance.guard import ScopedSelect
 from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_HELP
 from alliance.inert import file_name, html_text
-from alliance.marks import MAX_NOTE, MarkError, MarkStore
+from alliance.marks import MarkError, MarkStore
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection, MeetingState
@@ -34,6 +35,7 @@ class ProblemView(Viewer):
     title = param.String()
     problem = param.String()
     remedy = param.String()
+    header = param.List(default=[], doc="The app bar's items (who is signed in, or the demo banner).")
 
     def __panel__(self):
         return pmui.Alert(
@@ -46,7 +48,32 @@ class ProblemView(Viewer):
 
     def page(self) -> pmui.Page:
         """The served page: just the message."""
-        return pmui.Page(title="Alliance", main=[self])
+        return pmui.Page(title="Alliance", header=self.header, main=[self])
+
+
+def _database_problem(exc: DatabaseError) -> ProblemView:
+    return ProblemView(
+        title="The database cannot be used",
+        problem=str(exc),
+        remedy="Set ALLIANCE_DB (or `make serve DB=path`) to an Alliance database and reload.",
+    )
+
+
+def viewer_scope(page: str, path=None) -> Scope | ProblemView:
+    """The scope of whoever is looking at ``page`` (``alliance.auth``: the signed-in user's role and the
+    database), or a plain refusal with no data: an unknown user, a role not allowed on this page, a demo
+    reached from another machine."""
+    identity = current_user(path)
+    bare = Scope(viewer=identity.describe() if identity.signed_in else "", demo=not identity.signed_in)
+    try:
+        check_page(identity, page, path)
+        return scope_for(identity, open_database(path) if identity.signed_in else None)
+    except AccessRefused as exc:
+        return ProblemView(
+            title=exc.title, problem=exc.problem, remedy=exc.remedy, header=access_header(bare)
+        )
+    except DatabaseError as exc:
+        return _database_problem(exc)
 
 
 def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView:
@@ -55,11 +82,7 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
         service = Service.open(path, scope)
         overview = service.overview()
     except DatabaseError as exc:
-        return ProblemView(
-            title="The database cannot be used",
-            problem=str(exc),
-            remedy="Set ALLIANCE_DB (or `make serve DB=path`) to an Alliance database and reload.",
-        )
+        return _database_problem(exc)
     if overview.empty:
         return ProblemView(
             title="No ratings to show",
@@ -87,15 +110,23 @@ class ClientPage(Viewer):
         self.charts = ClientCharts(selection=self.selection, follow=False)  # shown by _show, with the rest
         sel = self.selection.param
         self.widgets = pn.Column(
-            pmui.Select.from_param(sel.clinician, label="Clinician", searchable=True),
-            pmui.Select.from_param(sel.client, label="Client", searchable=True),
-            pmui.Select.from_param(sel.episode, label="Episode"),
+            ScopedSelect.from_param(sel.clinician, label="Clinician", searchable=True),
+            ScopedSelect.from_param(sel.client, label="Client", searchable=True),
+            ScopedSelect.from_param(sel.episode, label="Episode"),
             pmui.Select.from_param(sel.outcome_instrument, label="Outcome measure"),
             pmui.Select.from_param(sel.alliance_instrument, label="Alliance measure"),
             pmui.RadioButtonGroup.from_param(sel.x_axis, label="Axis"),
             pmui.Select.from_param(sel.breakdown, label="Alliance breakdown"),
             sizing_mode="stretch_width",
         )
+        # A client asked for by URL or by a value the browser sent that is not among the clients in scope:
+        # "not found", the same words whether the client exists outside the scope or not at all.
+        self.not_found = pmui.Alert(
+            severity="info", sizing_mode="stretch_width", visible=False, name="not-found"
+        )
+        for widget, what in zip(self.widgets[:3], ("Clinician", "Client", "Episode"), strict=True):
+            widget.on_refused = partial(self.client_not_found, what=what)
+        self.selection.param.watch(self._found, ["episode_info"])
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
         self.methods = pn.pane.Markdown(sizing_mode="stretch_width", styles={"font-size": "0.85em"})
         self.notes = pmui.Alert(
@@ -118,6 +149,8 @@ class ClientPage(Viewer):
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe()), variant="caption", name="scope"
         )
+        # Views are recorded in the audit trail once the page is shown (page(), __panel__), once per episode.
+        self._live, self._viewed, self._parts = False, None, list(self.episode_view.objects)
         self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
         self.selection.param.watch(self._follow, ["busy"])
 
@@ -132,6 +165,8 @@ class ClientPage(Viewer):
 
     def _show(self, info: dict, story, notes: list) -> None:
         """Heading and summary, notes, charts and methods of one episode, sent to the browser together."""
+        if self._live and not self._record_view(info):
+            return
         methods = story.methods if story else []
         # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
         with pn.io.hold(freeze=True):
@@ -142,6 +177,36 @@ class ClientPage(Viewer):
             self.methods.object = "\n".join(f"- {html_text(m)}" for m in methods) if methods else ""
             self.episode_view.loading = False
 
+    def _record_view(self, info: dict) -> bool:
+        """Record the episode about to be shown (``alliance.audit``, once per episode shown). When the audit
+        trail cannot be written the episode is not shown: the episode view says why instead."""
+        episode = (info or {}).get("episode_id")
+        if not episode or episode == self._viewed:
+            return True
+        try:
+            audit.record(
+                "view_client",
+                db=self.service.db.path,
+                client=info.get("client_id"),
+                episode=episode,
+                detail=f"client page; clinician {info.get('clinician_id')}",
+            )
+        except audit.AuditError as exc:
+            self._viewed = None
+            refusal = pmui.Alert(
+                title="This episode cannot be shown",
+                object=f"{html_text(str(exc))}\n\nEvery view of a client is recorded; ask the administrator.",
+                severity="error",
+                sizing_mode="stretch_width",
+                name="audit-refusal",
+            )
+            self.episode_view.objects, self.episode_view.loading = [refusal], False
+            return False
+        self._viewed = episode
+        if self.episode_view.objects != self._parts:
+            self.episode_view.objects = list(self._parts)
+        return True
+
     def follow_url(self) -> None:
         """Open ``?client=…&episode=…`` and keep the URL in step with the selection (shareable links)."""
         args = pn.state.session_args or {}
@@ -149,12 +214,29 @@ class ClientPage(Viewer):
         episode = (args.get("episode") or [b""])[0].decode() or None
         if client:
             self.selection.open(client, episode)
+            if self.selection.client != client:
+                self.client_not_found(client)
         if pn.state.location is not None:
             pn.state.location.sync(self.selection, {"client": "client", "episode": "episode"})
 
+    def _found(self, event) -> None:
+        if event.new:  # an episode in scope is shown again
+            self.not_found.visible = False
+
+    def client_not_found(self, client: str, what: str = "Client") -> None:
+        """Say that ``client`` (or a clinician, an episode) is not found — never whether it exists outside the
+        viewer's scope."""
+        code = client if len(client) <= 60 else client[:60] + "…"
+        self.not_found.object = f"{what} {html_text(code)} not found."
+        self.not_found.visible = True
+
     def __panel__(self):
+        self._live = True
+        self._record_view(self.selection.episode_info)
         return pn.Column(
-            pn.Row(self.widgets[:3], sizing_mode="stretch_width"),
+            # Inline (Jupyter): every choice of the served page's sidebar, four to a row above the episode.
+            pn.GridBox(*self.widgets.objects, ncols=4, sizing_mode="stretch_width", name="choices"),
+            self.not_found,
             self.episode_view,
             self.help,
             self.scope_note,
@@ -164,10 +246,13 @@ class ClientPage(Viewer):
     def page(self) -> pmui.Page:
         """The served page: choices in the sidebar, the episode in the main area."""
         self.follow_url()
+        self._live = True
+        self._record_view(self.selection.episode_info)
         return pmui.Page(
             title="Alliance · Client",
+            header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[pn.Column(self.episode_view, self.help, sizing_mode="stretch_width")],
+            main=[pn.Column(self.not_found, self.episode_view, self.help, sizing_mode="stretch_width")],
         )
 
 
@@ -272,10 +357,22 @@ def episode_summary(info: dict, story) -> str:
 
 
 def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None):
-    """A page for the configured database, or a clear message about what is wrong (never a traceback)."""
+    """A page for the configured database, or a clear message about what is wrong (never a traceback).
+
+    Without ``scope`` (a served page) the scope is the viewer's (``viewer_scope``): a refusal is returned
+    before the database is read."""
     style.apply_defaults()
+    if scope is None:
+        scope = viewer_scope(page_class.__name__.removesuffix("Page").lower(), path)
+        if isinstance(scope, ProblemView):
+            return scope
     service = open_service(path, scope)
-    return service if isinstance(service, ProblemView) else page_class(service=service)
+    if isinstance(service, ProblemView):
+        return service
+    try:
+        return page_class(service=service)
+    except DatabaseError as exc:  # the file turned out damaged while the page read it
+        return _database_problem(exc)
 
 
 def client_page(path=None, scope: Scope | None = None) -> ClientPage | ProblemView:
@@ -301,7 +398,7 @@ class CaseloadPage(Viewer):
         self.state = CaseloadState(self.service)
         sp = self.state.param
         self.widgets = pn.Column(
-            pmui.Select.from_param(sp.clinician, label="Clinician", searchable=True),
+            ScopedSelect.from_param(sp.clinician, label="Clinician", searchable=True),
             pmui.Switch.from_param(sp.show_closed, label="Show closed episodes"),
             pmui.Select.from_param(sp.instrument, label="Measure in the picture"),
             sizing_mode="stretch_width",
@@ -344,7 +441,10 @@ class CaseloadPage(Viewer):
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"clinician": "clinician"})
         return pmui.Page(
-            title="Alliance · Caseload", sidebar=[self.widgets, self.scope_note], main=[self._main()]
+            title="Alliance · Caseload",
+            header=[*access_header(self.service.scope), data_status(self.service)],
+            sidebar=[self.widgets, self.scope_note],
+            main=[self._main()],
         )
 
 
@@ -359,19 +459,29 @@ class ComparisonPage(Viewer):
     service = param.ClassSelector(class_=Service)
 
     def __init__(self, **params):
-        from alliance.datastore import DataStore
-        from alliance.views.comparison import CaterpillarPlot, ComparisonState, ComparisonTable, FunnelPlot
+        from alliance.views.comparison import (
+            CaterpillarPlot,
+            ComparisonHeading,
+            ComparisonState,
+            ComparisonTable,
+            FunnelPlot,
+        )
 
         super().__init__(**params)
-        self.state = ComparisonState(DataStore(db=self.service.db, scope=self.service.scope))
+        self.state = ComparisonState(comparison_store(self.service))
+        you = self.service.scope.you
+        if you:  # a clinician or supervisor starts on the outcome measure they use most
+            change = self.state.metrics.episode_change
+            theirs = change.loc[change["clinician_id"] == you, "instrument"].value_counts().index
+            if len(theirs) and theirs[0] in self.state.param.instrument.objects:
+                self.state.instrument = theirs[0]
         sp = self.state.param
         self.widgets = pn.Column(
             pmui.Select.from_param(sp.instrument, label="Outcome measure"),
             pmui.Select.from_param(sp.team, label="Team"),
             pmui.Select.from_param(sp.population, label="Population"),
-            pn.widgets.DateRangeSlider.from_param(
-                sp.period, name="Period (closed episodes' last session)", format="%b %Y"
-            ),
+            # Short: the sidebar is narrow; the main area's heading states the period in full.
+            pn.widgets.DateRangeSlider.from_param(sp.period, name="Period", format="%b %Y"),
             pmui.IntInput.from_param(sp.minimum, label="Minimum closed episodes to rank"),
             pmui.Select.from_param(sp.measure, label="Funnel plot shows"),
             sizing_mode="stretch_width",
@@ -379,13 +489,15 @@ class ComparisonPage(Viewer):
         self.table = ComparisonTable(state=self.state)
         self.funnel = FunnelPlot(state=self.state)
         self.caterpillar = CaterpillarPlot(state=self.state)
+        self.heading = ComparisonHeading(state=self.state)
         self.how_to_read = pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width")
         self.scope_note = pmui.Typography(
-            html_text(self.service.scope.describe()), variant="caption", name="scope"
+            html_text(self.service.scope.describe_comparison()), variant="caption", name="scope"
         )
 
     def _main(self):
         return pn.Column(
+            self.heading,
             self.how_to_read,
             pn.Row(self.funnel, self.caterpillar, sizing_mode="stretch_width"),
             pmui.Typography(
@@ -404,8 +516,29 @@ class ComparisonPage(Viewer):
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"team": "team", "instrument": "instrument"})
         return pmui.Page(
-            title="Alliance · Comparison", sidebar=[self.widgets, self.scope_note], main=[self._main()]
+            title="Alliance · Comparison",
+            header=[*access_header(self.service.scope), data_status(self.service)],
+            sidebar=[self.widgets, self.scope_note],
+            main=[self._main()],
         )
+
+
+def comparison_store(service: Service):
+    """What the comparison page reads: the viewer's scope — or, for a viewer whose comparisons cover every
+    clinician (``Scope.compare_all``: aggregates), the whole service — with every clinician the viewer may
+    not see by name shown under a pseudonym, in the frames themselves (``clinician_names``)."""
+    from alliance.auth import pseudonym_key
+    from alliance.clinician_comparison import NamedComparisons, clinician_names
+    from alliance.datastore import DataStore
+
+    scope = service.scope
+    store = DataStore(db=service.db, scope=Scope.full_access() if scope.compare_all else scope)
+    if scope.named is None and not scope.you:
+        return store
+    codes = Service(service.db, Scope.full_access()).clinicians()["clinician_id"]
+    key = pseudonym_key(service.db.data_version)
+    names = clinician_names(codes, named=scope.named, you=scope.you, key=key)
+    return NamedComparisons(store, names)
 
 
 def comparison_page(path=None, scope: Scope | None = None) -> ComparisonPage | ProblemView:
@@ -418,19 +551,20 @@ def _day(d) -> str:
 
 
 class MeetingPage(Viewer):
-    """The page on the screen during a supervision meeting."""
+    """The page on the screen during a supervision meeting: a triage board per supervisee (see
+    ``alliance.views.meeting``), what changed since the last meeting, and the client charts opened beside the
+    board — the client's reasons and action-note field stay in view."""
 
     service = param.ClassSelector(class_=Service)
     store = param.ClassSelector(class_=MarkStore, allow_None=True)
 
     def __init__(self, **params):
+        from alliance.views.meeting import KEYS, AgendaBoard, SinceLastMeeting
+
         super().__init__(**params)
         self.state = MeetingState(service=self.service, store=self.store)
-        # A clinician given: the client charts start on the team's first supervisee, not on the client page's
-        # landing episode (which reads the status of the whole scope).
-        team = team_clinicians(self.service, self.state.supervisor) if self.state.supervisor else []
-        self.selection = ClientSelection(service=self.service, **({"clinician": team[0]} if team else {}))
-        self.charts = ClientCharts(selection=self.selection)
+        self.selection: ClientSelection | None = None  # the client charts: built when first opened
+        self.charts: ClientCharts | None = None
         sp = self.state.param
         self.download_html = pmui.FileDownload(
             callback=self._pack_html, filename="meeting-pack.html", label="Meeting pack (HTML)"
@@ -439,123 +573,193 @@ class MeetingPage(Viewer):
             callback=self._pack_pdf, filename="meeting-pack.pdf", label="Meeting pack (PDF)"
         )
         self.widgets = pn.Column(
-            pmui.Select.from_param(sp.supervisor, label="Supervisor"),
-            pmui.Select.from_param(sp.supervisee, label="Supervisee"),
+            ScopedSelect.from_param(sp.supervisor, label="Supervisor"),
+            ScopedSelect.from_param(sp.supervisee, label="Supervisee"),
             pmui.DatePicker.from_param(sp.meeting_date, label="Meeting date"),
             self.download_html,
             self.download_pdf,
             sizing_mode="stretch_width",
         )
         self.message = pmui.Alert(severity="warning", sizing_mode="stretch_width", visible=False)
-        self.agenda_view = pn.Column(sizing_mode="stretch_width", name="agenda")
-        self.back = pmui.Button(label="Back to the agenda", variant="outlined", name="back")
+        self.title = pmui.Typography(variant="h6", name="agenda-title", margin=(0, 5))
+        self.store_alert = pmui.Alert(severity="warning", sizing_mode="stretch_width", visible=False)
+        self.since = SinceLastMeeting(sizing_mode="stretch_width", name="since-last-meeting")
+        self.board = AgendaBoard(on_action=self._act, sizing_mode="stretch_width", name="agenda")
+        self.previous_button = pmui.Button(
+            label="◀ Previous client", variant="outlined", name="previous", width=170, sizing_mode="fixed"
+        )
+        self.next_button = pmui.Button(
+            label="Next client ▶", variant="outlined", name="next", width=170, sizing_mode="fixed"
+        )
+        self.previous_button.on_click(lambda _e: self.board.step(-1))
+        self.next_button.on_click(lambda _e: self.board.step(1))
+        self.nav = pn.Row(
+            self.previous_button,
+            self.next_button,
+            pmui.Typography(f"Keys: {KEYS}", variant="caption", margin=(12, 10)),
+            sizing_mode="stretch_width",
+        )
+        self.back = pmui.Button(
+            label="Back to the agenda", variant="outlined", name="back", width=200, sizing_mode="fixed"
+        )
         self.back.on_click(self._show_agenda)
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
-        self.client_view = pn.Column(
-            self.back, self.summary, self.charts, sizing_mode="stretch_width", visible=False
-        )
+        self.client_view = pn.Column(self.back, self.summary, sizing_mode="stretch_width", visible=False)
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe()), variant="caption", name="scope"
         )
+        self.board_column = pn.Column(self.board, sizing_mode="stretch_width", margin=0)
+        self._page: pmui.Page | None = None
+        self._focus = ""  # the client in focus, as the browser last said
         self._render_agenda()
         self.state.param.watch(self._render_agenda, ["agenda"])
-        self.selection.param.watch(self._update_summary, ["story"])
 
     # -- agenda ---------------------------------------------------------------------------------------
     def _render_agenda(self, *events):
-        agenda = self.state.agenda
-        items: list = [
-            pmui.Typography(
-                f"Agenda for {html_text(self.state.supervisor)} · meeting {_day(self.state.meeting_date)} · "
-                f"data as of {_day(self.state.metrics.as_of)}",
-                variant="h5",
-            ),
-            pn.pane.Markdown(
-                "Open episodes of the team with a reason to discuss them, strongest reason first "
-                f"({agenda_help()}). A client discussed and not worse since moves down.",
-                sizing_mode="stretch_width",
-            ),
-        ]
-        if self.state.store_problem:
-            items.append(pmui.Alert(object=html_text(self.state.store_problem), severity="warning"))
-        if agenda is None or agenda.empty:
-            items.append(pmui.Typography("No open episode of this team needs discussion.", variant="body1"))
-        else:
-            for clinician, rows in agenda.groupby("supervisee", sort=False):
-                items.append(pmui.Typography(f"Supervisee {html_text(clinician)}", variant="h6"))
-                items.extend(self._item(r) for r in rows.itertuples())
-        self.agenda_view.objects = items
+        from alliance.views.meeting import board_html, since_html
 
-    def _item(self, r) -> pn.viewable.Viewable:
-        # Codes, reasons and the action note (typed by a user, read back from the marks store) are escaped.
-        reasons = "\n".join(
-            f"- **{html_text(it['label'])}**: {html_text(it['words'])} ({_day(it['date'])})"
-            for it in r.reasons
+        st = self.state
+        agenda = st.agenda if st.agenda is not None else pd.DataFrame()
+        year = pd.Timestamp(st.meeting_date).year if st.meeting_date else None
+        n = len(agenda)
+        self.title.object = (
+            f"Agenda for {html_text(st.supervisor)} · meeting {_day(st.meeting_date)} · {n} client"
+            f"{'' if n == 1 else 's'} to discuss · data as of {_day(st.metrics.as_of)}"
         )
-        discussed = (
-            f"\n\n*Last discussed {_day(r.last_discussed)}"
-            + (f": {html_text(r.last_action)}" if r.last_action else "")
-            + (" — not worse since*" if r.discussed_not_worse else " — a reason has arisen since*")
-            if not pd.isna(r.last_discussed)
-            else "\n\n*Not discussed yet*"
-        )
-        text = pn.pane.Markdown(
-            f"**#{r.rank} · Client {html_text(r.client_id)} · episode {html_text(r.episode_id)}**\n\n"
-            f"{reasons}{discussed}",
-            sizing_mode="stretch_width",
-        )
-        open_button = pmui.Button(label="Open charts", variant="contained", name=f"open-{r.episode_id}")
-        open_button.on_click(lambda _e, c=r.client_id, e=r.episode_id: self.open_client(c, e))
-        note = pmui.TextInput(
-            placeholder=f"Action (optional, up to {MAX_NOTE} characters)",
-            label="Action note",
-            max_length=MAX_NOTE,
-            sizing_mode="stretch_width",
-            name=f"note-{r.episode_id}",
-        )
-        done = pmui.Button(label="Discussed", variant="outlined", name=f"discussed-{r.episode_id}")
-        # value_input follows every keystroke; value only on blur, which may arrive after the click.
-        done.on_click(lambda _e, e=r.episode_id, n=note: self.discussed(e, n.value_input or n.value))
-        return pmui.Paper(
-            pn.Column(text, pn.Row(open_button, note, done, sizing_mode="stretch_width")),
-            sizing_mode="stretch_width",
-            margin=(5, 0),
-            name=f"agenda-item-{r.episode_id}",
-        )
+        self.store_alert.object = html_text(st.store_problem)
+        self.store_alert.visible = bool(st.store_problem)
+        episodes = agenda["episode_id"].tolist() if n else []
+        # The browser holds the focus; it is set from here only when its client has left the board.
+        focus = {} if self._focus in episodes else {"focus": episodes[0] if episodes else ""}
+        self._focus = self._focus if self._focus in episodes else (episodes[0] if episodes else "")
+        with pn.io.hold():
+            self.since.content = since_html(st.since, st.previous, year)
+            self.board.param.update(
+                content=board_html(agenda, st.headers, st.courses or {}, st.previous, year),
+                episodes=episodes,
+                **focus,
+            )
+
+    def _act(self, msg: dict) -> None:
+        """A click on the board: open charts, discussed, undo, follow-up."""
+        episode = str(msg.get("episode") or "")
+        if self.state.agenda is None or episode not in set(self.state.agenda["episode_id"]):
+            return
+        action = msg.get("action")
+        self._focus = episode
+        if action == "focus":
+            self._focus_moved(episode)
+        elif action == "open":
+            row = self.state.agenda.set_index("episode_id").loc[episode]
+            self.open_client(row["client_id"], episode)
+        elif action == "discussed":
+            self.discussed(episode, str(msg.get("note") or ""))
+        elif action == "undo":
+            self._store_call(self.state.undo, episode)
+        elif action == "followup":
+            self._store_call(self.state.follow_up, episode, str(msg.get("value") or ""))
+
+    def _store_call(self, fn, *args) -> bool:
+        try:
+            fn(*args)
+        except (MarkError, audit.AuditError, sqlite3.Error, OSError) as exc:  # may quote a code or a path
+            self.message.object, self.message.visible = html_text(str(exc)), True
+            return False
+        self.message.visible = False
+        return True
 
     def discussed(self, episode_id: str, note: str = "") -> None:
+        """Mark a client discussed at this meeting (with an optional action note): it stays in place."""
+        self._store_call(self.state.mark, episode_id, note)
+
+    def _focus_moved(self, episode: str) -> None:
+        """With the charts open, the next / previous client's charts follow the focus."""
+        if self.client_view.visible and self.state.agenda is not None:
+            rows = self.state.agenda.set_index("episode_id")
+            if episode in rows.index:
+                self.open_client(rows.loc[episode, "client_id"], episode)
+
+    # -- client beside the board ----------------------------------------------------------------------
+    def _ensure_charts(self, clinician: str, client_id: str, episode_id: str) -> bool:
+        """Build the client charts on the first "Open charts", already on that client (their first drawing
+        is that episode's). Returns False when they existed already."""
+        if self.selection is not None:
+            return False
+        self.selection = ClientSelection(service=self.service, clinician=clinician)
+        self.selection.open(client_id, episode_id)
+        self.charts = ClientCharts(selection=self.selection, follow=False)  # swapped with the summary
+        self.summary.object = episode_summary(self.selection.episode_info, self.selection.story)
+        self.client_view.objects = [self.back, self.summary, self.charts]
+        self.selection.param.watch(self._follow, ["busy"])
+        return True
+
+    def _follow(self, event) -> None:
+        """Loading indicator while the selection builds the story; then summary and charts swap as one.
+        Both go through the event loop, in the order the cascades ran: set from a server thread, the
+        indicator could reach the browser after the swap that ends it and spin for ever."""
+        if event.new:
+            pn.state.execute(partial(setattr, self.client_view, "loading", True))
+            return
+        pn.state.execute(partial(self._show_client, self.selection.episode_info, self.selection.story))
+
+    def _show_client(self, info: dict, story) -> None:
+        with pn.io.hold(freeze=True):
+            self.summary.object = episode_summary(info, story)
+            self.charts.show(story)
+            self.client_view.loading = False
+
+    def open_client(self, client_id: str, episode_id: str) -> None:
+        # Recorded before it is shown, once while it stays open; refused when the trail cannot be written.
+        sel, db = self.selection, self.service.db.path
         try:
-            self.state.mark(episode_id, note)
-        except (MarkError, sqlite3.Error, OSError) as exc:  # the message may quote a code or a path
+            if not (self.client_view.visible and sel is not None and sel.episode == episode_id):
+                audit.record("view_client", db=db, client=client_id, episode=episode_id, detail="meeting")
+        except audit.AuditError as exc:
             self.message.object, self.message.visible = html_text(str(exc)), True
             return
-        self.message.visible = False
-
-    # -- client in place ------------------------------------------------------------------------------
-    def open_client(self, client_id: str, episode_id: str) -> None:
-        self.selection.open(client_id, episode_id)
-        self._update_summary()
-        self.agenda_view.visible, self.client_view.visible = False, True
+        row = self.state.agenda.set_index("episode_id") if self.state.agenda is not None else None
+        clinician = row.loc[episode_id, "supervisee"] if row is not None and episode_id in row.index else None
+        if not self._ensure_charts(clinician, client_id, episode_id) and (
+            self.selection.episode != episode_id or self.selection.client != client_id
+        ):
+            self.selection.open(client_id, episode_id)  # summary and charts swap when the story is built
+        if not self.client_view.visible:
+            self.client_view.visible = True
+            self.board_column.styles = {"flex": "0 0 46%", "max-width": "46%"}
+            self.board.compact = True
+            if self._page is not None:
+                self._page.sidebar_open = False  # room for the charts beside the board
 
     def _show_agenda(self, *events):
-        self.agenda_view.visible, self.client_view.visible = True, False
-
-    def _update_summary(self, *events):
-        self.summary.object = episode_summary(self.selection.episode_info, self.selection.story)
+        self.client_view.visible = False
+        self.board_column.styles = {}
+        self.board.compact = False
+        if self._page is not None:
+            self._page.sidebar_open = True
 
     # -- pack -----------------------------------------------------------------------------------------
-    def _write_pack(self, folder: Path) -> Path:
+    def _write_pack(self, folder: Path, button=None) -> Path:
         from alliance.pack import build_pack
 
         path = folder / "meeting-pack.html"
-        build_pack(
-            self.service,
-            self.state.supervisor,
-            self.state.meeting_date,
-            path,
-            agenda=self.state.agenda,
-            progress=False,
-        )
+        button = button or self.download_html
+        label = button.label
+
+        def progress(done: int, total: int, message: str) -> None:  # the button says how far it is
+            n = total - 1  # the clients (the last step writes the file)
+            button.label = label if done >= total else f"Building the pack… {min(done, n)} of {n} clients"
+
+        try:
+            build_pack(
+                self.service,
+                self.state.supervisor,
+                self.state.meeting_date,
+                path,
+                agenda=self.state.agenda,
+                progress=progress,
+            )
+        finally:
+            button.label = label
         return path
 
     def _pack_html(self):
@@ -563,7 +767,11 @@ class MeetingPage(Viewer):
             f"meeting-pack-{file_name(self.state.supervisor)}-{self.state.meeting_date}.html"
         )
         with tempfile.TemporaryDirectory() as tmp:
-            return io.BytesIO(self._write_pack(Path(tmp)).read_bytes())
+            try:
+                return io.BytesIO(self._write_pack(Path(tmp)).read_bytes())
+            except audit.AuditError as exc:  # the pack is recorded before it is written, or not written
+                self.message.object, self.message.visible = html_text(str(exc)), True
+                return None
 
     def _pack_pdf(self):
         from alliance.pack import print_pdf
@@ -572,7 +780,11 @@ class MeetingPage(Viewer):
             f"meeting-pack-{file_name(self.state.supervisor)}-{self.state.meeting_date}.pdf"
         )
         with tempfile.TemporaryDirectory() as tmp:
-            html = self._write_pack(Path(tmp))
+            try:
+                html = self._write_pack(Path(tmp), self.download_pdf)
+            except audit.AuditError as exc:
+                self.message.object, self.message.visible = html_text(str(exc)), True
+                return None
             try:
                 pdf = print_pdf(html, Path(tmp) / "meeting-pack.pdf")
             except RuntimeError as exc:
@@ -582,37 +794,48 @@ class MeetingPage(Viewer):
 
     # -- layout ---------------------------------------------------------------------------------------
     def _main(self):
-        from alliance.help import MEETING_PAGE_HELP
+        from alliance.views.meeting import MEETING_HELP
 
         help_text = pmui.Accordion(
-            ("How to read this page", pn.pane.Markdown(MEETING_PAGE_HELP, sizing_mode="stretch_width")),
+            ("How to read this page", pn.pane.Markdown(MEETING_HELP, sizing_mode="stretch_width")),
             sizing_mode="stretch_width",
             active=[],
         )
         return pn.Column(
-            self.message, help_text, self.agenda_view, self.client_view, sizing_mode="stretch_width"
+            self.message,
+            self.store_alert,
+            self.title,
+            self.since,
+            self.nav,
+            pn.Row(self.board_column, self.client_view, sizing_mode="stretch_width"),
+            help_text,
+            sizing_mode="stretch_width",
         )
 
     def __panel__(self):
+        self.board.keys = False  # inline in Jupyter, j and k belong to the notebook: the buttons move
         return pn.Column(self.widgets, self._main(), self.scope_note, sizing_mode="stretch_width")
 
     def page(self) -> pmui.Page:
+        """The served page: ``?supervisor=…`` opens that supervisor's agenda; the URL follows the choice."""
         args = pn.state.session_args or {}
         supervisor = (args.get("supervisor") or [b""])[0].decode()
         if supervisor in self.state.param.supervisor.objects:
             self.state.supervisor = supervisor
-        return pmui.Page(
+        if pn.state.location is not None:
+            pn.state.location.sync(self.state, {"supervisor": "supervisor"})
+        self._page = pmui.Page(
             title="Alliance · Supervision meeting",
+            header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
             main=[self._main()],
         )
+        return self._page
 
 
 def meeting_page(path=None, scope: Scope | None = None) -> MeetingPage | ProblemView:
     """The meeting page for the configured database, or a clear message about what is wrong."""
-    style.apply_defaults()
-    service = open_service(path, scope)
-    return service if isinstance(service, ProblemView) else MeetingPage(service=service)
+    return build_page(MeetingPage, path, scope)
 
 
 __all__ = ["MeetingPage", "MeetingState", "meeting_page"]

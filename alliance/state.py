@@ -10,7 +10,7 @@ import threading
 import pandas as pd
 import param
 
-from alliance.agenda import meeting_agenda, supervisors, team_clinicians
+from alliance.agenda import supervisors, team_clinicians
 from alliance.clinical import ClinicalMetrics
 from alliance.clinician_comparison import MEASURES, ComparisonFilter
 from alliance.datastore import _service_metrics, forget_cached_reads
@@ -151,12 +151,14 @@ class ClientSelection(param.Parameterized):
 
     def _choose_clients(self, client=None, episode=None, episodes=None) -> None:
         clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
-        # Copies: a Selector without check_on_set appends new values to its objects list.
-        self.param.client.objects = list(clients)
+        # The choice is made before the list is published: a shown selector whose value is not in the new
+        # list resets to its first entry and writes that back. Copies: a Selector without check_on_set
+        # appends new values to its objects list.
         if client not in clients:
             client, episode, episodes = (self.client if self.client in clients else None), None, None
         if client is None:
             client = clients[0] if clients else None
+        self.param.client.objects = list(clients)
         self.client = client
         self._choose_episodes(episode, episodes)
 
@@ -168,9 +170,9 @@ class ClientSelection(param.Parameterized):
             episodes = episodes.sort_values("clinician_id", key=lambda c: c != self.clinician, kind="stable")
         self._episodes = episodes
         ids = episodes["episode_id"].tolist() if not episodes.empty else []
-        self.param.episode.objects = list(ids)
-        if episode not in ids:
+        if episode not in ids:  # chosen before the list is published (see _choose_clients)
             episode = self.episode if self.episode in ids else (ids[0] if ids else None)
+        self.param.episode.objects = list(ids)
         self.episode = episode
         self._choose_instruments()
 
@@ -368,9 +370,34 @@ class ComparisonState(param.Parameterized):
 
 ALL = "all supervisees"
 
+#: Reasons as they stood on a past day, per database version, scope and team: they do not change with the
+#: marks, so the "since the last meeting" comparison is computed once per process and day.
+_REASONS_AT: dict = {}
+
+
+def _reasons_at(service: Service, team: tuple, scoped: ClinicalMetrics, day) -> pd.DataFrame:
+    from alliance.agenda import episode_reasons, metrics_until
+
+    scope = service.scope  # the viewer's: a cached answer is never another scope's
+    key = (
+        str(service.db.path),
+        service.db.data_version,
+        scope.all_clinicians,
+        tuple(sorted(scope.clinician_ids)),
+        team,
+        str(day),
+    )
+    if key not in _REASONS_AT:
+        if len(_REASONS_AT) > 64:
+            _REASONS_AT.clear()
+        _REASONS_AT[key] = episode_reasons(metrics_until(scoped, day))
+    return _REASONS_AT[key]
+
 
 class MeetingState(param.Parameterized):
-    """Which supervisor, supervisee and meeting date; the agenda and its marks. No UI here."""
+    """Which supervisor, supervisee and meeting date; the agenda with its supervisee headers, sparklines and
+    what changed since the last meeting; the marks made at this meeting (discussed, undo, follow-up). No UI
+    here."""
 
     service = param.ClassSelector(class_=Service)
     store = param.ClassSelector(class_=MarkStore)
@@ -378,6 +405,10 @@ class MeetingState(param.Parameterized):
     supervisee = param.Selector(objects=[ALL], default=ALL, doc="One supervisee, or all.")
     meeting_date = param.CalendarDate(default=None, doc="Date of the meeting.")
     agenda = param.DataFrame(default=None, allow_None=True, doc="meeting_agenda rows.")
+    headers = param.DataFrame(default=None, allow_None=True, doc="One row per supervisee.")
+    courses = param.Dict(default={}, doc="Per agenda episode, its sparkline (episode_courses).")
+    previous = param.CalendarDate(default=None, allow_None=True, doc="The last meeting before this one.")
+    since = param.Dict(default=None, allow_None=True, doc="since_last_meeting frames (None: no earlier one).")
     store_problem = param.String(default="", doc="Why the marks store cannot be used, if it cannot.")
 
     def __init__(self, **params):
@@ -405,26 +436,68 @@ class MeetingState(param.Parameterized):
 
     @param.depends("supervisee", "meeting_date", watch=True)
     def refresh(self):
+        from alliance.agenda import meeting_board
+        from alliance.datastore import DataStore
+
         if not self.supervisor:
-            self.agenda = pd.DataFrame()
+            with param.parameterized.batch_call_watchers(self):
+                self.headers, self.courses, self.previous, self.since = pd.DataFrame(), {}, None, None
+                self.agenda = pd.DataFrame()
             return
         team = team_clinicians(self.service, self.supervisor)
         ids = Service(self.service.db, self.service.scope.restrict(*team)).scoped_episodes()["episode_id"]
         try:
             marks = self.store.marks_for(ids.tolist())
-            self.store_problem = ""
+            problem = ""
         except (sqlite3.Error, OSError) as exc:  # e.g. a read-only folder: the agenda still works
             marks = None
-            self.store_problem = f"Discussed-marks cannot be read or written at {self.store.path}: {exc}"
-        self.agenda = meeting_agenda(
+            problem = f"Discussed-marks cannot be read or written at {self.store.path}: {exc}"
+        clinician = None if self.supervisee == ALL else self.supervisee
+        shown = tuple(c for c in team if clinician is None or c == clinician)
+        board = meeting_board(
             self.metrics,
             self.supervisor,
             self.meeting_date,
             marks,
-            clinician_id=None if self.supervisee == ALL else self.supervisee,
+            clinician_id=clinician,
+            reasons_at=lambda scoped, day: _reasons_at(self.service, shown, scoped, day),
+            # The team's metrics from the process's cache: refreshing after a mark recomputes nothing.
+            scoped=DataStore(db=self.service.db, scope=self.service.scope).metrics(
+                self.service.scope.restrict(*shown)
+            ),
         )
+        # One batch: the page redraws once, with the agenda last.
+        with param.parameterized.batch_call_watchers(self):
+            self.store_problem = problem
+            self.headers = board.headers
+            self.courses = board.courses
+            self.previous = board.previous
+            self.since = board.since
+            self.agenda = board.agenda
 
-    def mark(self, episode_id: str, note: str = "") -> None:
-        """Write a discussed-mark for this meeting and refresh the agenda (MarkError for a bad note)."""
-        self.store.mark_discussed(episode_id, self.supervisor, self.meeting_date, note)
+    def mark(self, episode_id: str, note: str = "") -> int:
+        """Write a discussed-mark for this meeting and refresh the agenda (MarkError for a bad note). The item
+        keeps its place: marks of this meeting reorder nothing until the next one."""
+        mark_id = self.store.mark_discussed(episode_id, self.supervisor, self.meeting_date, note)
         self.refresh()
+        return mark_id
+
+    def undo(self, episode_id: str) -> bool:
+        """Undo this meeting's discussed-mark(s) of an episode (a click by mistake) and refresh."""
+        done = False
+        marks = self.store.marks_for([episode_id])
+        day = pd.Timestamp(self.meeting_date)
+        mine = marks[(marks["meeting_date"] == day) & (marks["supervisor_id"] == self.supervisor)]
+        for m in mine.itertuples():
+            done = self.store.undo(int(m.mark_id)) or done
+        self.refresh()
+        return done
+
+    def follow_up(self, episode_id: str, followup: str) -> bool:
+        """Record whether last time's action of an episode was done ("done" / "not done" / "" to clear)."""
+        row = self.agenda[self.agenda["episode_id"] == episode_id] if self.agenda is not None else None
+        if row is None or row.empty or pd.isna(row["last_mark_id"].iloc[0]):
+            return False
+        done = self.store.set_followup(int(row["last_mark_id"].iloc[0]), followup)
+        self.refresh()
+        return done

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from alliance.clinical import ClinicalMetrics, MetricSettings
-from alliance.db import Database, data_version, load_query
+from alliance.db import Database, data_version, load_query, rewrite, writer_lock
 from alliance.scope import Scope
 from alliance.service import Service
 
@@ -181,14 +181,15 @@ def write_store(
 
 
 def refresh(path: Path | str, settings: MetricSettings | None = None) -> StoreStamp:
-    """``alliance refresh``: recompute and store every metric of the database file at ``path``."""
+    """``alliance refresh``: recompute and store every metric of the database file at ``path``.
+
+    Written into a copy beside the file and swapped in whole (``alliance.db.rewrite``): a running dashboard
+    keeps reading the old file until it notices the new one, and a refresh that fails leaves the file as it
+    was. Raises DatabaseError for a file that cannot be used or is being written by another command."""
     path = Path(path)
     Database(path).close()  # the same checks and messages as a page: missing file, not a database, schema
-    con = duckdb.connect(str(path))
-    try:
+    with writer_lock(path), rewrite(path) as con:
         return write_store(con, path, settings)
-    finally:
-        con.close()
 
 
 # -- reading --------------------------------------------------------------------------------------------

@@ -19,6 +19,9 @@ from alliance.metrics.comparison_stats import (
 )
 from alliance.state import ComparisonState
 
+#: How the comparison frames name the viewer's own row (``alliance.clinician_comparison.clinician_names``).
+YOU = "you ("
+
 #: Measures where a lower value is better: above the funnel is worse on these.
 LOWER_IS_BETTER = {"deteriorated_rate", "dropout_rate"}
 
@@ -111,10 +114,15 @@ class ComparisonTable(Viewer):
         frame = self.frame()
         self.widget.value = frame
         if len(frame):
-            # Clinicians under the minimum are greyed (and unranked).
-            self.widget.style.apply(
-                lambda row: ["color: #9e9e9e" if not row["eligible"] else ""] * len(row), axis=1
-            )
+            # Clinicians under the minimum are greyed (and unranked); the viewer's own row stands out.
+            def row_style(row):
+                own = str(row["clinician"]).startswith(YOU)
+                css = ("color: #9e9e9e; " if not row["eligible"] else "") + (
+                    "font-weight: 700; background-color: #e6f2f8" if own else ""
+                )
+                return [css] * len(row)
+
+            self.widget.style.apply(row_style, axis=1)
 
     def __panel__(self):
         return self.widget
@@ -188,7 +196,7 @@ class FunnelPlot(Viewer):
             hv.Dimension("n", label="Closed episodes"),
             hv.Dimension("value", label=MEASURES[measure]),
         )
-        vdims = [v_dim, "clinician_id", "position", "verdict", "colour", "marker", "label"]
+        vdims = [v_dim, "clinician_id", "position", "verdict", "colour", "marker", "outline", "label"]
         if d is None or d.empty:
             return hv.Scatter(
                 pd.DataFrame({c: [] for c in ["n", "value", *vdims[1:]]}),
@@ -209,6 +217,8 @@ class FunnelPlot(Viewer):
                 "verdict": verdict.to_numpy(),
                 "colour": colour,
                 "marker": marker,
+                # The viewer's own point ("you", alliance.clinician_comparison.clinician_names) is outlined.
+                "outline": np.where(d["clinician_id"].astype(str).str.startswith(YOU), "#111111", "white"),
                 "label": [
                     f"{c}: {fmt(v)} of n = {int(n)} ({p} limit{'s' if p == 'inside' else ''}: {w})"
                     + ("" if e else f" — under the minimum of {self.state.minimum}, not ranked")
@@ -228,7 +238,7 @@ class FunnelPlot(Viewer):
             color="colour",
             marker="marker",
             size=11,
-            line_color="white",
+            line_color="outline",
             tools=["hover"],
             hover_tooltips=[("", "@label")],
         )
@@ -292,3 +302,48 @@ class CaterpillarPlot(Viewer):
 
     def __panel__(self):
         return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="caterpillar")
+
+
+def _day(d) -> str:
+    return "—" if d is None or pd.isna(d) else f"{pd.Timestamp(d).day} {pd.Timestamp(d):%b %Y}"
+
+
+def comparison_heading(state: ComparisonState) -> str:
+    """What is compared, in words, for the top of the page: measure, team, population, the period of the
+    closed episodes, and how many clinicians are ranked (codes from the data are escaped)."""
+    from alliance.inert import html_text
+
+    if not state.instrument:
+        return "No outcome measure to compare"
+    start, end = state.period if state.period else (None, None)
+    table = state.frames.get("table")
+    n = 0 if table is None else len(table)
+    ranked = 0 if table is None or table.empty else int(table["eligible"].astype(bool).sum())
+    team = "all teams" if state.team == "all teams" else f"team {html_text(state.team)}"
+    population = "all populations" if state.population == "all" else f"{html_text(state.population)}s"
+    return (
+        f"{html_text(state.instrument)} · {team} · {population} · closed episodes whose last session fell "
+        f"between {_day(start)} and {_day(end)} · {n} clinician{'' if n == 1 else 's'}, {ranked} ranked "
+        f"(at least {state.minimum} closed episodes)"
+    )
+
+
+class ComparisonHeading(Viewer):
+    """The heading of the comparison page's main area: what is compared, over which period (the period slider
+    in the sidebar is too narrow to read it)."""
+
+    state = param.ClassSelector(class_=ComparisonState)
+
+    def __init__(self, **params):
+        import panel_material_ui as pmui
+
+        super().__init__(**params)
+        self._pane = pmui.Typography(variant="h6", name="comparison-heading", sizing_mode="stretch_width")
+        self._update()
+        self.state.param.watch(self._update, ["frames", "period", "minimum"])
+
+    def _update(self, *events):
+        self._pane.object = comparison_heading(self.state)
+
+    def __panel__(self):
+        return self._pane

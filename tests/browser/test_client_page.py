@@ -23,7 +23,7 @@ BOKEH_COLUMN = """
   const values = [];
   for (const doc of Bokeh.documents) {
     for (const model of doc.all_models) {
-      if (model.data !== undefined && model.data[column] !== undefined) {
+      if (model.data != null && typeof model.data === "object" && model.data[column] != null) {
         values.push(...Array.from(model.data[column]).map(String));
       }
     }
@@ -47,9 +47,9 @@ DRAWN_DATA = """
   const parts = [];
   for (const doc of Bokeh.documents) {
     for (const model of doc.all_models) {
-      if (model.data !== undefined) {
+      if (model.data != null && typeof model.data === "object") {  // a data source, not a null field
         for (const [column, values] of Object.entries(model.data)) {
-          parts.push(column + "=" + Array.from(values).map(String).join(","));
+          if (values != null) parts.push(column + "=" + Array.from(values).map(String).join(","));
         }
       }
     }

@@ -69,6 +69,7 @@ START_MONITOR = f"""
 
 STOP_MONITOR = "() => { window.__monitor.running = false; return window.__monitor; }"
 
+
 def shown(page: Page) -> dict:
     return page.evaluate(SHOWN)
 

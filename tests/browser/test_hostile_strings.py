@@ -107,8 +107,20 @@ def _episodes(today: dt.date) -> list[dict]:
     recent = [today - dt.timedelta(days=7 * (6 - i)) for i in range(6)]
     old = [today - dt.timedelta(days=200 - 7 * i) for i in range(6)]
     return [
-        {"client": CLIENT_HTML, "clinician": CLINICIAN_HTML, "team": TEAM_HTML, "course": WORSE, "days": recent},
-        {"client": CLIENT_MD, "clinician": CLINICIAN_HTML, "team": TEAM_HTML, "course": BETTER, "days": recent},
+        {
+            "client": CLIENT_HTML,
+            "clinician": CLINICIAN_HTML,
+            "team": TEAM_HTML,
+            "course": WORSE,
+            "days": recent,
+        },
+        {
+            "client": CLIENT_MD,
+            "clinician": CLINICIAN_HTML,
+            "team": TEAM_HTML,
+            "course": BETTER,
+            "days": recent,
+        },
         {
             "client": CLIENT_MD_CLOSED,
             "clinician": CLINICIAN_HTML,
@@ -236,7 +248,9 @@ def test_client_page_shows_hostile_codes_as_text(page: Page, hostile_served):
             f"{hostile_served.url}/client?client={url_param(client)}&episode={url_param(client + '-1')}",
             timeout=TIMEOUT,
         )
-        _shows_literally(page, dialogs, f"Client {client} · episode {client}-1", f"Clinician {CLINICIAN_HTML}")
+        _shows_literally(
+            page, dialogs, f"Client {client} · episode {client}-1", f"Clinician {CLINICIAN_HTML}"
+        )
         _assert_inert(page, dialogs)
 
 
@@ -286,8 +300,9 @@ def test_meeting_page_shows_hostile_codes_and_note_as_text(page: Page, hostile_s
 
     # A hostile note typed on the page is shown back as text too.
     typed = "<img src=x onerror=alert(84)> [b](javascript:alert(85))"
-    page.get_by_role("textbox", name="Action note").first.fill(typed)
-    page.get_by_role("button", name="Discussed").first.click()
+    focused = page.locator(".item.focused")  # the agenda client in focus: its note field and its button
+    focused.get_by_role("textbox", name="Action note").fill(typed)
+    focused.get_by_role("button", name="Discussed", exact=True).click()
     _shows_literally(page, dialogs, typed)
     _assert_inert(page, dialogs)
 
@@ -308,7 +323,9 @@ def test_meeting_pack_shows_hostile_codes_as_text_offline(page: Page, hostile, t
 
     page.route(
         "**/*",
-        lambda route: route.continue_() if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort(),
+        lambda route: (
+            route.continue_() if route.request.url.startswith(("file:", "data:", "blob:")) else route.abort()
+        ),
     )
     dialogs = _watch(page)
     page.goto(out.as_uri(), timeout=TIMEOUT)

@@ -36,7 +36,23 @@ def _episodes(db: Path) -> dict[tuple[str, str], tuple[str, object]]:
     return {(c, e): (cl, end) for c, e, cl, end in rows}
 
 
+#: The seven choices of the client page (the notebook's text describes them): inline, all of them are shown.
+CLIENT_CHOICES = (
+    "Clinician",
+    "Client",
+    "Episode",
+    "Outcome measure",
+    "Alliance measure",
+    "Axis",
+    "Alliance breakdown",
+)
+#: Notebooks whose inline view leaves no empty output area (Panel's print capture is off in them).
+NO_EMPTY_OUTPUT = {"client"}
+
+
 def check_client(text: str, db: Path) -> None:
+    missing = [c for c in CLIENT_CHOICES if not re.search(rf'"label":\s*"{c}"', text)]
+    assert not missing, f"the inline client page lacks the choices {missing}"
     heading = re.search(rf"<h3>Client (C-[0-9a-f]{{6}}) {DOT} episode (E\d+)</h3>", text)
     assert heading, "the client page shows no episode heading"
     episodes = _episodes(db)
@@ -110,6 +126,12 @@ def test_notebook_executes(path, demo_db, monkeypatch):
     assert not errors, [e.get("ename") for e in errors]
     streams = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "Traceback" not in streams and "Error" not in streams, streams[-2000:]
+
+    if path.stem in NO_EMPTY_OUTPUT:  # an output that shows nothing is an empty box under the page
+        empty = [
+            o for o in outputs if o.get("output_type") in ("display_data", "execute_result") and not o["data"]
+        ]
+        assert not empty, f"{len(empty)} empty output(s)"
 
     # The page object is displayed inline: a Panel/Bokeh bundle of that page, not an error message.
     shown = [o for o in outputs if o.get("output_type") == "execute_result"]

@@ -89,7 +89,9 @@ def test_headline_figures_carry_n_and_wilson_intervals(metrics):
 
 def test_alliance_figures_follow_the_measure_in_use(db, metrics):
     """A clinician whose clients rate the WAI-SR is not shown SRS figures or an SRS cut-off."""
-    sessions = alliance_sessions(metrics).merge(metrics.episodes[["episode_id", "clinician_id"]], on="episode_id")
+    sessions = alliance_sessions(metrics).merge(
+        metrics.episodes[["episode_id", "clinician_id"]], on="episode_id"
+    )
     by = sessions.groupby("clinician_id")["instrument"].agg(set)
     wai = by[by == {"WAI-SR"}].index[0]
     scoped = metrics.for_scope(Service(db, Scope.clinicians(wai)))

@@ -39,4 +39,6 @@ def test_a_failing_page_is_an_error_even_beside_a_closed_socket():
 
 
 def test_a_traceback_without_a_named_exception_counts():
-    assert len(server_errors("2026-11-30 08:45:00,000 boom\nTraceback (most recent call last):\n  ...\n")) == 1
+    assert (
+        len(server_errors("2026-11-30 08:45:00,000 boom\nTraceback (most recent call last):\n  ...\n")) == 1
+    )

@@ -1,0 +1,31 @@
+"""Widgets that hold a value the browser may send back only from their own options.
+
+A browser can send any value for any widget over the session's websocket (from the page's JavaScript, or a
+Bokeh client of its own). A ``ScopedSelect`` takes a value from the browser only when it is one of the
+options the server offered — which are built from the viewer's scope — and hands anything else to
+``on_refused`` (the client page says "not found", exactly as for a client that does not exist) instead of
+raising in the server. Nothing outside the options ever reaches the page's state or a query.
+"""
+
+from __future__ import annotations
+
+import panel_material_ui as pmui
+
+
+class ScopedSelect(pmui.Select):
+    """A select that refuses, quietly, a value from the browser that is not one of its options."""
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self.on_refused = None  # called with the refused value (a string)
+
+    def _process_property_change(self, props):
+        if "value" in props:
+            value = props["value"]
+            known = value in (None, "") or value in self.labels or value in [str(v) for v in self.values]
+            if not known:
+                props = {k: v for k, v in props.items() if k != "value"}
+                if self.on_refused is not None:
+                    self.on_refused(str(value))
+                self.param.trigger("value")  # the browser is put back on the server's value
+        return super()._process_property_change(props)
