@@ -17,6 +17,7 @@ from panel.viewable import Viewer
 
 from alliance import audit, style
 from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for
+from alliance.datastore import cached_overview
 from alliance.db import DatabaseError, open_database
 from alliance.freshness import data_status
 from alliance.guard import ScopedSelect
@@ -51,6 +52,37 @@ class ProblemView(Viewer):
         return pmui.Page(title="Alliance", header=self.header, main=[self])
 
 
+class LoadingArea(pn.Column):
+    """A served page's main area: laid out at once under Panel's loading indicator, filled in by
+    ``pn.state.onload`` once the browser has the page (its frame — header, sidebar — shows meanwhile), and
+    under the indicator again while a choice rebuilds what it shows (``follow``)."""
+
+    def __init__(self, build, **params):
+        params.setdefault("sizing_mode", "stretch_width")
+        params.setdefault("min_height", 400)  # room for the indicator before the content arrives
+        super().__init__(loading=True, **params)
+        self._build, self.filled = build, False
+        pn.state.onload(self.fill)
+
+    def fill(self) -> None:
+        """Build the content (once) and lift the indicator."""
+        if self.filled:
+            return
+        try:
+            content = self._build()
+        finally:
+            self.filled = True
+        with pn.io.hold():
+            self.objects = [content]
+            self.loading = False
+
+    def follow(self, event) -> None:
+        """Watch a state's ``busy``: the indicator while it rebuilds; lifted on the event loop after the
+        rebuild's own updates (set from a server thread, an earlier lift could reach the browser first)."""
+        if self.filled:
+            pn.state.execute(partial(setattr, self, "loading", bool(event.new)))
+
+
 def _database_problem(exc: DatabaseError) -> ProblemView:
     return ProblemView(
         title="The database cannot be used",
@@ -80,7 +112,7 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
     """The scoped service for the configured database, or the problem that prevents it."""
     try:
         service = Service.open(path, scope)
-        overview = service.overview()
+        overview = cached_overview(service)  # per process, data version and scope
     except DatabaseError as exc:
         return _database_problem(exc)
     if overview.empty:
@@ -126,6 +158,7 @@ class ClientPage(Viewer):
         )
         for widget, what in zip(self.widgets[:3], ("Clinician", "Client", "Episode"), strict=True):
             widget.on_refused = partial(self.client_not_found, what=what)
+        self._shown_when_not_found = None
         self.selection.param.watch(self._found, ["episode_info"])
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
         self.methods = pn.pane.Markdown(sizing_mode="stretch_width", styles={"font-size": "0.85em"})
@@ -220,7 +253,9 @@ class ClientPage(Viewer):
             pn.state.location.sync(self.selection, {"client": "client", "episode": "episode"})
 
     def _found(self, event) -> None:
-        if event.new:  # an episode in scope is shown again
+        # Another episode in scope is shown: the message is answered. (A late update of the episode that was
+        # on screen when the message came keeps it.)
+        if event.new and event.new.get("episode_id") != self._shown_when_not_found:
             self.not_found.visible = False
 
     def client_not_found(self, client: str, what: str = "Client") -> None:
@@ -229,6 +264,7 @@ class ClientPage(Viewer):
         code = client if len(client) <= 60 else client[:60] + "…"
         self.not_found.object = f"{what} {html_text(code)} not found."
         self.not_found.visible = True
+        self._shown_when_not_found = (self.selection.episode_info or {}).get("episode_id")
 
     def __panel__(self):
         self._live = True
@@ -440,11 +476,14 @@ class CaseloadPage(Viewer):
             self.state.clinician = clinician
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"clinician": "clinician"})
+        # The sidebar shows at once; table, picture and trend are built once the browser has the page.
+        self.main = LoadingArea(self._main, name="caseload-main")
+        self.state.param.watch(self.main.follow, ["busy"])
         return pmui.Page(
             title="Alliance · Caseload",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self._main()],
+            main=[self.main],
         )
 
 
@@ -515,11 +554,13 @@ class ComparisonPage(Viewer):
     def page(self) -> pmui.Page:
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"team": "team", "instrument": "instrument"})
+        self.main = LoadingArea(self._main, name="comparison-main")
+        self.state.param.watch(self.main.follow, ["busy"])
         return pmui.Page(
             title="Alliance · Comparison",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self._main()],
+            main=[self.main],
         )
 
 
@@ -581,7 +622,9 @@ class MeetingPage(Viewer):
             sizing_mode="stretch_width",
         )
         self.message = pmui.Alert(severity="warning", sizing_mode="stretch_width", visible=False)
-        self.title = pmui.Typography(variant="h6", name="agenda-title", margin=(0, 5))
+        # A Markdown pane, not pmui.Typography: Typography decodes its text in the browser before inserting
+        # it as HTML, and after an update it was seen showing the rendered "<p>…</p>" tags as text.
+        self.title = pn.pane.Markdown(name="agenda-title", margin=(0, 5), sizing_mode="stretch_width")
         self.store_alert = pmui.Alert(severity="warning", sizing_mode="stretch_width", visible=False)
         self.since = SinceLastMeeting(sizing_mode="stretch_width", name="since-last-meeting")
         self.board = AgendaBoard(on_action=self._act, sizing_mode="stretch_width", name="agenda")
@@ -623,7 +666,7 @@ class MeetingPage(Viewer):
         year = pd.Timestamp(st.meeting_date).year if st.meeting_date else None
         n = len(agenda)
         self.title.object = (
-            f"Agenda for {html_text(st.supervisor)} · meeting {_day(st.meeting_date)} · {n} client"
+            f"#### Agenda for {html_text(st.supervisor)} · meeting {_day(st.meeting_date)} · {n} client"
             f"{'' if n == 1 else 's'} to discuss · data as of {_day(st.metrics.as_of)}"
         )
         self.store_alert.object = html_text(st.store_problem)
@@ -824,11 +867,13 @@ class MeetingPage(Viewer):
             self.state.supervisor = supervisor
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"supervisor": "supervisor"})
+        self.main = LoadingArea(self._main, name="meeting-main")
+        self.state.param.watch(self.main.follow, ["busy"])
         self._page = pmui.Page(
             title="Alliance · Supervision meeting",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self._main()],
+            main=[self.main],
         )
         return self._page
 

@@ -136,10 +136,10 @@ def test_ranks_restart_per_supervisee_and_six_rows_fit_a_laptop_screen(page: Pag
         assert ranks == list(range(1, len(ranks) + 1)), (who, ranks)
     # Six or more clients fit on one 1366×768 screen.
     assert sum(it["onScreen"] for it in items) >= 6, items
-    page.screenshot(path=str(REPO / "docs" / "meeting.png"))
+    page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-1366x768.png"))
     page.set_viewport_size({"width": 1920, "height": 1080})  # a projector
     expect(page.locator(".item").first).to_be_in_viewport()
-    page.screenshot(path=str(REPO / "docs" / "meeting-1920.png"))
+    page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-1920x1080.png"))
 
 
 def test_next_and_previous_by_keyboard_and_buttons(page: Page, served):
@@ -210,7 +210,7 @@ def test_last_meetings_action_shows_with_its_follow_up(page: Page, served, demo_
         )
         marks = store.marks_for([episode])
         assert marks.set_index("mark_id").loc[mark, "followup"] == "not done"
-        page.screenshot(path=str(REPO / "docs" / "meeting-follow-up.png"))
+        page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-follow-up-1366x768.png"))
     finally:
         store.undo(mark)
 
@@ -228,7 +228,7 @@ def test_open_charts_beside_the_reasons_and_note(page: Page, served):
     expect(item.locator(".reasons li").first).to_be_in_viewport()
     expect(item.get_by_role("textbox", name="Action note")).to_be_in_viewport()
     expect(page.locator(".bk-Figure").first).to_be_in_viewport()
-    page.screenshot(path=str(REPO / "docs" / "meeting-charts.png"))
+    page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-charts-open-1366x768.png"))
     # The next client brings its charts.
     page.keyboard.press("j")
     expect(page.get_by_text(re.compile(rf"^Client \S+ · episode {second}$")).last).to_be_visible(
