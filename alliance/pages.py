@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import sqlite3
 import tempfile
 from functools import partial
@@ -70,6 +71,15 @@ class LoadingArea(pn.Column):
             return
         try:
             content = self._build()
+        except DatabaseError as exc:  # the file vanished or was found damaged while the page was built
+            content = _database_problem(exc)
+        except Exception:  # never a spinner for ever: a message on the page, the details in the server log
+            logging.getLogger(__name__).exception("building the page's main area failed")
+            content = ProblemView(
+                title="This page could not be built",
+                problem="An unexpected error occurred; the server log has the details.",
+                remedy="Reload the page; if it happens again, tell whoever runs the service.",
+            )
         finally:
             self.filled = True
         with pn.io.hold():

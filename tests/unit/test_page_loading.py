@@ -40,3 +40,22 @@ def test_a_new_filter_shows_the_loading_indicator_on_the_comparison(demo_db):
     seen = _loading_values(page.main)
     page.state.minimum = page.state.minimum + 1
     assert seen == [True, False] and not page.state.busy
+
+
+def test_a_main_area_that_fails_to_build_shows_a_message_not_a_spinner():
+    from alliance.db import DatabaseError
+    from alliance.pages import LoadingArea
+
+    def damaged():
+        raise DatabaseError("Database file x.duckdb is damaged or incomplete and cannot be read.")
+
+    def broken():
+        raise KeyError("episode")
+
+    for build, title in ((damaged, "The database cannot be used"), (broken, "This page could not be built")):
+        area = LoadingArea(build)
+        area.fill()
+        assert area.loading is False
+        shown = area.objects[0]  # the ProblemView's alert, as the column holds it
+        assert shown.title == title and shown.severity == "error"
+        assert "KeyError" not in shown.object  # no exception text on the page
