@@ -66,18 +66,14 @@ def _day(d) -> str:
 
 def team_clinicians(service: Service, supervisor_id: str) -> list[str]:
     """The supervisees of ``supervisor_id``: clinicians of the teams they supervise (not themselves)."""
-    from alliance.datastore import cached_clinicians
-
-    c = cached_clinicians(service)
+    c = service.clinicians()
     team = c[c["supervisor_id"] == supervisor_id]
     return sorted(set(team["clinician_id"]) - {supervisor_id})
 
 
 def supervisors(service: Service) -> list[str]:
     """Every supervisor with a team within the viewer's scope."""
-    from alliance.datastore import cached_clinicians
-
-    c = cached_clinicians(service)
+    c = service.clinicians()
     return sorted(c["supervisor_id"].dropna().unique().tolist())
 
 

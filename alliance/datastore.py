@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import pandas as pd
 import panel as pn
 import param
 
@@ -45,69 +44,9 @@ def _comparison(path: str, data_version: str, scope_all: bool, clinicians: tuple
     return comparison_frames(m.episode_change, m.episode_end, m.episode_alliance, ComparisonFilter(*f))
 
 
-@pn.cache(max_items=64)
-def _clinicians(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]):
-    """The ``clinicians`` query (pickers, teams, supervisors) of one scope."""
-    scope = Scope(clinician_ids=clinicians, all_clinicians=scope_all)
-    return Service(database_of_version(path, data_version), scope).clinicians()
-
-
-@pn.cache(max_items=64)
-def _overview(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]):
-    """The ``service_overview`` counts of one scope (is there anything to show)."""
-    scope = Scope(clinician_ids=clinicians, all_clinicians=scope_all)
-    return Service(database_of_version(path, data_version), scope).overview()
-
-
-@pn.cache(max_items=64)
-def _episode_ids(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]) -> tuple:
-    """The episode codes of one scope (e.g. a supervisor's team, to read its discussed-marks)."""
-    m = _scoped_metrics(path, data_version, scope_all, clinicians)
-    return tuple(m.episodes["episode_id"].tolist())
-
-
-@pn.cache(max_items=64)
-def _reasons_at(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], day: str):
-    """The agenda's reasons of one scope as they stood on ``day`` (``alliance.agenda.episode_reasons`` of
-    ``metrics_until``): a past day's reasons do not change with the marks, so they are computed once per
-    process, data version, scope and day."""
-    from alliance.agenda import episode_reasons, metrics_until
-
-    m = _scoped_metrics(path, data_version, scope_all, clinicians)
-    return episode_reasons(metrics_until(m, pd.Timestamp(day).date()))
-
-
-def _scope_key(service: Service) -> tuple:
-    scope = service.scope
-    return (
-        str(service.db.path),
-        service.db.data_version,
-        scope.all_clinicians,
-        tuple(sorted(scope.clinician_ids)),
-    )
-
-
-def cached_clinicians(service: Service) -> pd.DataFrame:
-    """``service.clinicians()``, read once per process, data version and scope (do not change the frame)."""
-    return _clinicians(*_scope_key(service))
-
-
-def cached_overview(service: Service):
-    """``service.overview()``, read once per process, data version and scope."""
-    return _overview(*_scope_key(service))
-
-
 def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
-    for fn in (
-        _comparison,
-        _scoped_metrics,
-        _service_metrics,
-        _clinicians,
-        _overview,
-        _episode_ids,
-        _reasons_at,
-    ):
+    for fn in (_comparison, _scoped_metrics, _service_metrics):
         fn.clear()
 
 
@@ -140,14 +79,6 @@ class DataStore(param.Parameterized):
     def service_metrics(self) -> ClinicalMetrics:
         """Service-wide aggregates (expected-response bands, scales) shared by every scope."""
         return _service_metrics(str(self.db.path), self.db.data_version)
-
-    def episode_ids(self, scope: Scope | None = None) -> tuple[str, ...]:
-        """The episode codes of the viewer's scope, or of a part of it."""
-        return _episode_ids(*self._key(scope or self.scope))
-
-    def reasons_at(self, scope: Scope, day) -> pd.DataFrame:
-        """The agenda's reasons of a part of the viewer's scope as they stood on ``day``."""
-        return _reasons_at(*self._key(scope), str(pd.Timestamp(day).date()))
 
     def comparison(self, f: ComparisonFilter) -> dict:
         """The clinician comparison of the viewer's scope for one filter (alliance.clinician_comparison)."""

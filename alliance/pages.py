@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import io
-import logging
 import sqlite3
 import tempfile
 from functools import partial
@@ -18,7 +17,6 @@ from panel.viewable import Viewer
 
 from alliance import audit, style
 from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for
-from alliance.datastore import cached_overview
 from alliance.db import DatabaseError, open_database
 from alliance.freshness import data_status
 from alliance.guard import ScopedSelect
@@ -53,46 +51,6 @@ class ProblemView(Viewer):
         return pmui.Page(title="Alliance", header=self.header, main=[self])
 
 
-class LoadingArea(pn.Column):
-    """A served page's main area: laid out at once under Panel's loading indicator, filled in by
-    ``pn.state.onload`` once the browser has the page (its frame — header, sidebar — shows meanwhile), and
-    under the indicator again while a choice rebuilds what it shows (``follow``)."""
-
-    def __init__(self, build, **params):
-        params.setdefault("sizing_mode", "stretch_width")
-        params.setdefault("min_height", 400)  # room for the indicator before the content arrives
-        super().__init__(loading=True, **params)
-        self._build, self.filled = build, False
-        pn.state.onload(self.fill)
-
-    def fill(self) -> None:
-        """Build the content (once) and lift the indicator."""
-        if self.filled:
-            return
-        try:
-            content = self._build()
-        except DatabaseError as exc:  # the file vanished or was found damaged while the page was built
-            content = _database_problem(exc)
-        except Exception:  # never a spinner for ever: a message on the page, the details in the server log
-            logging.getLogger(__name__).exception("building the page's main area failed")
-            content = ProblemView(
-                title="This page could not be built",
-                problem="An unexpected error occurred; the server log has the details.",
-                remedy="Reload the page; if it happens again, tell whoever runs the service.",
-            )
-        finally:
-            self.filled = True
-        with pn.io.hold():
-            self.objects = [content]
-            self.loading = False
-
-    def follow(self, event) -> None:
-        """Watch a state's ``busy``: the indicator while it rebuilds; lifted on the event loop after the
-        rebuild's own updates (set from a server thread, an earlier lift could reach the browser first)."""
-        if self.filled:
-            pn.state.execute(partial(setattr, self, "loading", bool(event.new)))
-
-
 def _database_problem(exc: DatabaseError) -> ProblemView:
     return ProblemView(
         title="The database cannot be used",
@@ -122,7 +80,7 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
     """The scoped service for the configured database, or the problem that prevents it."""
     try:
         service = Service.open(path, scope)
-        overview = cached_overview(service)  # per process, data version and scope
+        overview = service.overview()
     except DatabaseError as exc:
         return _database_problem(exc)
     if overview.empty:
@@ -168,7 +126,6 @@ class ClientPage(Viewer):
         )
         for widget, what in zip(self.widgets[:3], ("Clinician", "Client", "Episode"), strict=True):
             widget.on_refused = partial(self.client_not_found, what=what)
-        self._shown_when_not_found = None
         self.selection.param.watch(self._found, ["episode_info"])
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
         self.methods = pn.pane.Markdown(sizing_mode="stretch_width", styles={"font-size": "0.85em"})
@@ -263,9 +220,7 @@ class ClientPage(Viewer):
             pn.state.location.sync(self.selection, {"client": "client", "episode": "episode"})
 
     def _found(self, event) -> None:
-        # Another episode in scope is shown: the message is answered. (A late update of the episode that was
-        # on screen when the message came keeps it.)
-        if event.new and event.new.get("episode_id") != self._shown_when_not_found:
+        if event.new:  # an episode in scope is shown again
             self.not_found.visible = False
 
     def client_not_found(self, client: str, what: str = "Client") -> None:
@@ -274,7 +229,6 @@ class ClientPage(Viewer):
         code = client if len(client) <= 60 else client[:60] + "…"
         self.not_found.object = f"{what} {html_text(code)} not found."
         self.not_found.visible = True
-        self._shown_when_not_found = (self.selection.episode_info or {}).get("episode_id")
 
     def __panel__(self):
         self._live = True
@@ -486,14 +440,11 @@ class CaseloadPage(Viewer):
             self.state.clinician = clinician
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"clinician": "clinician"})
-        # The sidebar shows at once; table, picture and trend are built once the browser has the page.
-        self.main = LoadingArea(self._main, name="caseload-main")
-        self.state.param.watch(self.main.follow, ["busy"])
         return pmui.Page(
             title="Alliance · Caseload",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self.main],
+            main=[self._main()],
         )
 
 
@@ -564,13 +515,11 @@ class ComparisonPage(Viewer):
     def page(self) -> pmui.Page:
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"team": "team", "instrument": "instrument"})
-        self.main = LoadingArea(self._main, name="comparison-main")
-        self.state.param.watch(self.main.follow, ["busy"])
         return pmui.Page(
             title="Alliance · Comparison",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self.main],
+            main=[self._main()],
         )
 
 
@@ -877,13 +826,11 @@ class MeetingPage(Viewer):
             self.state.supervisor = supervisor
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"supervisor": "supervisor"})
-        self.main = LoadingArea(self._main, name="meeting-main")
-        self.state.param.watch(self.main.follow, ["busy"])
         self._page = pmui.Page(
             title="Alliance · Supervision meeting",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[self.main],
+            main=[self._main()],
         )
         return self._page
 

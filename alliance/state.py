@@ -32,23 +32,6 @@ def forget_service_metrics() -> None:
     forget_cached_reads()
 
 
-class _Busy:
-    """``with _Busy(state):`` — ``state.busy`` is True while the outermost block runs (pages show Panel's
-    loading indicator meanwhile); nested blocks (an update that calls another) leave it to the outer one."""
-
-    def __init__(self, state: param.Parameterized):
-        self.state = state
-
-    def __enter__(self):
-        self.outer = not self.state.busy
-        if self.outer:
-            self.state.busy = True
-
-    def __exit__(self, *exc):
-        if self.outer:
-            self.state.busy = False
-
-
 class ClientSelection(param.Parameterized):
     """Cascading selection clinician → client → episode → instruments, and the chosen episode's story.
 
@@ -278,7 +261,6 @@ class CaseloadState(param.Parameterized):
     trend = param.DataFrame(default=None, allow_None=True)
     courses = param.DataFrame(default=None, allow_None=True)
     band = param.DataFrame(default=None, allow_None=True)
-    busy = param.Boolean(default=False, doc="True while the frames are being rebuilt for a new choice.")
 
     def __init__(self, service, **params):
         self.service = service
@@ -293,10 +275,6 @@ class CaseloadState(param.Parameterized):
 
     @param.depends("clinician", watch=True)
     def _update(self):
-        with _Busy(self):
-            self._rebuild()
-
-    def _rebuild(self):
         from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
 
         # The viewer's scope narrowed to this clinician: the queries only ever return this caseload.
@@ -319,10 +297,6 @@ class CaseloadState(param.Parameterized):
 
     @param.depends("instrument", "show_closed", watch=True)
     def _update_courses(self):
-        with _Busy(self):
-            self._rebuild_courses()
-
-    def _rebuild_courses(self):
         from alliance.caseload import caseload_courses, expected_change_band
 
         if self.table is None or not self.instrument:
@@ -352,7 +326,6 @@ class ComparisonState(param.Parameterized):
     #: Counts updates of ``frames``: plots bind to it, so HoloViews keys its cache on a number instead of
     #: hashing the frames (deep-hashing the service's episodes took seconds).
     revision = param.Integer(default=0)
-    busy = param.Boolean(default=False, doc="True while the frames are being rebuilt for a new choice.")
 
     def __init__(self, store, **params):
         self.store = store
@@ -388,10 +361,6 @@ class ComparisonState(param.Parameterized):
 
     @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
     def _update(self):
-        with _Busy(self):
-            self._rebuild()
-
-    def _rebuild(self):
         f = self.filter()
         frames = {} if f is None else self.store.comparison(f)  # cached per process, data version, scope
         with param.parameterized.batch_call_watchers(self):
@@ -400,6 +369,29 @@ class ComparisonState(param.Parameterized):
 
 
 ALL = "all supervisees"
+
+#: Reasons as they stood on a past day, per database version, scope and team: they do not change with the
+#: marks, so the "since the last meeting" comparison is computed once per process and day.
+_REASONS_AT: dict = {}
+
+
+def _reasons_at(service: Service, team: tuple, scoped: ClinicalMetrics, day) -> pd.DataFrame:
+    from alliance.agenda import episode_reasons, metrics_until
+
+    scope = service.scope  # the viewer's: a cached answer is never another scope's
+    key = (
+        str(service.db.path),
+        service.db.data_version,
+        scope.all_clinicians,
+        tuple(sorted(scope.clinician_ids)),
+        team,
+        str(day),
+    )
+    if key not in _REASONS_AT:
+        if len(_REASONS_AT) > 64:
+            _REASONS_AT.clear()
+        _REASONS_AT[key] = episode_reasons(metrics_until(scoped, day))
+    return _REASONS_AT[key]
 
 
 class MeetingState(param.Parameterized):
@@ -418,7 +410,6 @@ class MeetingState(param.Parameterized):
     previous = param.CalendarDate(default=None, allow_None=True, doc="The last meeting before this one.")
     since = param.Dict(default=None, allow_None=True, doc="since_last_meeting frames (None: no earlier one).")
     store_problem = param.String(default="", doc="Why the marks store cannot be used, if it cannot.")
-    busy = param.Boolean(default=False, doc="True while the frames are being rebuilt for a new choice.")
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -445,10 +436,6 @@ class MeetingState(param.Parameterized):
 
     @param.depends("supervisee", "meeting_date", watch=True)
     def refresh(self):
-        with _Busy(self):
-            self._rebuild()
-
-    def _rebuild(self):
         from alliance.agenda import meeting_board
         from alliance.datastore import DataStore
 
@@ -457,27 +444,27 @@ class MeetingState(param.Parameterized):
                 self.headers, self.courses, self.previous, self.since = pd.DataFrame(), {}, None, None
                 self.agenda = pd.DataFrame()
             return
-        store = DataStore(db=self.service.db, scope=self.service.scope)
         team = team_clinicians(self.service, self.supervisor)
-        ids = store.episode_ids(self.service.scope.restrict(*team))  # cached per data version and team
+        ids = Service(self.service.db, self.service.scope.restrict(*team)).scoped_episodes()["episode_id"]
         try:
-            marks = self.store.marks_for(list(ids))
+            marks = self.store.marks_for(ids.tolist())
             problem = ""
         except (sqlite3.Error, OSError) as exc:  # e.g. a read-only folder: the agenda still works
             marks = None
             problem = f"Discussed-marks cannot be read or written at {self.store.path}: {exc}"
         clinician = None if self.supervisee == ALL else self.supervisee
-        shown = self.service.scope.restrict(*(c for c in team if clinician is None or c == clinician))
+        shown = tuple(c for c in team if clinician is None or c == clinician)
         board = meeting_board(
             self.metrics,
             self.supervisor,
             self.meeting_date,
             marks,
             clinician_id=clinician,
-            # The reasons of a day and the team's metrics from the process's cache (per data version, scope,
-            # team and day): refreshing after a mark recomputes neither.
-            reasons_at=lambda _scoped, day: store.reasons_at(shown, day),
-            scoped=store.metrics(shown),
+            reasons_at=lambda scoped, day: _reasons_at(self.service, shown, scoped, day),
+            # The team's metrics from the process's cache: refreshing after a mark recomputes nothing.
+            scoped=DataStore(db=self.service.db, scope=self.service.scope).metrics(
+                self.service.scope.restrict(*shown)
+            ),
         )
         # One batch: the page redraws once, with the agenda last.
         with param.parameterized.batch_call_watchers(self):

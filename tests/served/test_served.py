@@ -19,9 +19,6 @@ import duckdb
 import pytest
 from bokeh.client import ClientSession
 from bokeh.client.util import websocket_url_for_server_url
-from bokeh.document import Document
-from bokeh.document.events import MessageSentEvent
-from bokeh.events import DocumentReady
 
 from tests.conftest import REPO, Server
 
@@ -53,70 +50,17 @@ def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
         return pool.submit(_served_document, url, arguments).result(timeout=300)
 
 
-class _Session(ClientSession):
-    """Keeps the server's later changes of the document (its PATCH-DOC messages) as JSON, unapplied."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.patches: list[dict] = []
-
-    def _handle_patch(self, message) -> None:
-        self.patches.append(message.content)
-
-
-def _loading(content) -> set[str]:
-    """The ids of the models in ``content`` (a document) that show Panel's loading indicator (its CSS
-    class)."""
-    found = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "pn-loading" in node.get("attributes", {}).get("css_classes", []) and "id" in node:
-                found.add(node["id"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(content)
-    return found
-
-
-def _loaded(patches: list[dict]) -> set[str]:
-    """The ids of the models whose loading indicator the patches lift."""
-    return {
-        e["model"]["id"]
-        for p in patches
-        for e in p.get("events", [])
-        if e.get("kind") == "ModelChanged"
-        and e.get("attr") == "css_classes"
-        and "pn-loading" not in e.get("new", [])
-    }
-
-
 def _served_document(url: str, arguments: dict[str, str] | None) -> dict:
-    """The document as sent, then — as a browser does — the document is announced ready, and the server's
-    changes are collected until every part shown under the loading indicator has been filled in (pages build
-    their main area in ``pn.state.onload``). The changes are returned under ``"patches"``."""
-    session = _Session(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
+    session = ClientSession(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
     try:
         session.connect()
         session.check_connection_errors()
         capture = _Capture()
         session._connection.pull_doc(capture)  # the public pull() would rebuild the models
-        assert capture.content is not None, f"{url} sent no document"
-        waiting = _loading(capture.content)
-        if waiting:
-            ready = MessageSentEvent(Document(), "bokeh_event", DocumentReady())
-            session._connection._send_patch_document(session.id, ready)
-            session._connection._loop_until(
-                lambda: waiting <= _loaded(session.patches) or not session.connected
-            )
-            assert waiting <= _loaded(session.patches), f"{url} never filled in its loading parts"
     finally:
         session.close()
-    return {**capture.content, "patches": session.patches}
+    assert capture.content is not None, f"{url} sent no document"
+    return capture.content
 
 
 def document_text(doc: dict) -> str:
