@@ -89,7 +89,7 @@ def api_rows(db: Path, repeats: int) -> None:
     print(f"database {db}: {con.execute('SELECT count(*) FROM episode').fetchone()[0]:,} episodes")
 
     # First client page in a fresh process (imports, connection, service-wide metrics, models).
-    fresh = []
+    fresh, startup = [], []
     for _ in range(max(1, repeats // 4)):
         out = subprocess.run(
             [sys.executable, "-m", "alliance.bench", "--db", str(db), "--fresh-client-page"],
@@ -97,8 +97,10 @@ def api_rows(db: Path, repeats: int) -> None:
             text=True,
             check=True,
         )
-        seconds, mb = (float(v) for v in out.stdout.split())
+        warmup, seconds, mb = (float(v) for v in out.stdout.split()[-3:])
+        startup.append(warmup)
         fresh.append(seconds)
+    row("server start-up (imports, warm-up)", startup)
     row("first client page, fresh process", fresh, target=TARGETS["first client page, fresh process"])
     print(f"{'':<36} resident memory of that process {mb:.0f} MB")
 
@@ -132,9 +134,7 @@ def api_rows(db: Path, repeats: int) -> None:
     scope = Scope.clinicians(biggest).params()
 
     def caseload():
-        p = caseload_page(db)
-        p.state.clinician = biggest
-        _models(p)
+        _models(caseload_page(db, clinician=biggest))  # as a served link ?clinician=… builds it
 
     bare = repeat(lambda: database.query("metrics_episode_change", **scope), repeats)
     row(
@@ -171,12 +171,18 @@ def api_rows(db: Path, repeats: int) -> None:
 
 
 def fresh_client_page(db: Path) -> None:
-    """Child process: time the first client page, print seconds and resident MB."""
+    """Child process, as a server started by ``make serve``: time the start-up (imports and
+    ``alliance.warmup``, before the server accepts anyone), then the first client page; print both seconds and
+    the resident MB."""
     start = time.perf_counter()
+    from alliance.warmup import warm
+
+    warm(db)
+    ready = time.perf_counter()
     from alliance.pages import client_page
 
     _models(client_page(db))
-    print(f"{time.perf_counter() - start:.3f} {rss_mb():.0f}")
+    print(f"{ready - start:.3f} {time.perf_counter() - ready:.3f} {rss_mb():.0f}")
 
 
 HEADING = r"^Client \S+ · episode"

@@ -80,6 +80,8 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
     """The scoped service for the configured database, or the problem that prevents it."""
     try:
         service = Service.open(path, scope)
+        if service.has_ratings():
+            return service
         overview = service.overview()
     except DatabaseError as exc:
         return _database_problem(exc)
@@ -356,7 +358,7 @@ def episode_summary(info: dict, story) -> str:
     return "\n\n".join(lines)
 
 
-def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None):
+def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None, **page_params):
     """A page for the configured database, or a clear message about what is wrong (never a traceback).
 
     Without ``scope`` (a served page) the scope is the viewer's (``viewer_scope``): a refusal is returned
@@ -370,7 +372,7 @@ def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None):
     if isinstance(service, ProblemView):
         return service
     try:
-        return page_class(service=service)
+        return page_class(service=service, **page_params)
     except DatabaseError as exc:  # the file turned out damaged while the page read it
         return _database_problem(exc)
 
@@ -385,7 +387,7 @@ class CaseloadPage(Viewer):
 
     service = param.ClassSelector(class_=Service)
 
-    def __init__(self, **params):
+    def __init__(self, clinician: str | None = None, **params):
         from alliance.views.caseload import (
             CaseloadPicture,
             CaseloadState,
@@ -395,7 +397,10 @@ class CaseloadPage(Viewer):
         )
 
         super().__init__(**params)
-        self.state = CaseloadState(self.service)
+        if clinician is None:  # served: the link's clinician, so the caseload is built once, for them
+            args = pn.state.session_args or {}
+            clinician = (args.get("clinician") or [b""])[0].decode(errors="replace") or None
+        self.state = CaseloadState(self.service, clinician=clinician)  # not in scope: the first in scope
         sp = self.state.param
         self.widgets = pn.Column(
             ScopedSelect.from_param(sp.clinician, label="Clinician", searchable=True),
@@ -448,9 +453,12 @@ class CaseloadPage(Viewer):
         )
 
 
-def caseload_page(path=None, scope: Scope | None = None) -> CaseloadPage | ProblemView:
-    """The caseload page for the configured database, or a clear message about what is wrong."""
-    return build_page(CaseloadPage, path, scope)
+def caseload_page(
+    path=None, scope: Scope | None = None, clinician: str | None = None
+) -> CaseloadPage | ProblemView:
+    """The caseload page for the configured database (of ``clinician``, else the link's, else the first in
+    scope), or a clear message about what is wrong."""
+    return build_page(CaseloadPage, path, scope, clinician=clinician)
 
 
 class ComparisonPage(Viewer):

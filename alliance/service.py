@@ -48,9 +48,17 @@ class Service:
         row = self._query("service_overview").iloc[0]
         return Overview(**{k: int(row[k]) for k in Overview.__dataclass_fields__})
 
+    def has_ratings(self) -> bool:
+        """Whether the scope holds any rating (cheaper than :meth:`overview` on a large service)."""
+        return bool(self._query("scope_has_ratings")["has_ratings"].iloc[0])
+
     def clinicians(self) -> pd.DataFrame:
         """Clinicians within scope with team, supervisor and caseload counts."""
         return self._query("clinicians")
+
+    def landing_episode(self) -> pd.DataFrame:
+        """The stored metrics' choice of where the client page opens (``queries/landing_episode.sql``)."""
+        return self._query("landing_episode")
 
     def clients(self, clinician_id: str) -> pd.DataFrame:
         """One clinician's clients, most recently seen first."""

@@ -87,6 +87,8 @@ class Server:
                 "--disable-index-redirect",  # the index lists the pages even when there is one
                 "--index",
                 str(config.REPO_ROOT / "alliance" / "templates" / "index.html"),
+                "--setup",  # as make serve: the first visitor does not pay for imports and first drawing
+                str(config.REPO_ROOT / "alliance" / "warmup.py"),
                 *extra,
             ],
             cwd=config.REPO_ROOT,

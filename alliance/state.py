@@ -11,12 +11,13 @@ import pandas as pd
 import param
 
 from alliance.agenda import supervisors, team_clinicians
-from alliance.clinical import ClinicalMetrics
+from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import MEASURES, ComparisonFilter
 from alliance.datastore import _service_metrics, forget_cached_reads
 from alliance.episode import EpisodeStory, build_story
 from alliance.marks import MarkStore
 from alliance.service import Service
+from alliance.store import is_current
 
 
 def service_metrics(service: Service) -> ClinicalMetrics:
@@ -82,6 +83,9 @@ class ClientSelection(param.Parameterized):
         track (red), else the most recently seen open one with at least two outcome ratings."""
         from alliance.datastore import DataStore
 
+        if is_current(self.service.db, MetricSettings()):  # one scoped read of the stored metrics
+            row = self.service.landing_episode()
+            return (str(row["client_id"].iloc[0]), str(row["episode_id"].iloc[0])) if len(row) else None
         m = DataStore(db=self.service.db, scope=self.service.scope).metrics()
         end, status = m.episode_end, m.episode_status
         if end.empty or status.empty:
@@ -267,8 +271,9 @@ class CaseloadState(param.Parameterized):
         super().__init__(**params)
         clinicians = service.clinicians()
         ids = clinicians.loc[clinicians["n_episodes"] > 0, "clinician_id"].tolist()
+        chosen = self.clinician  # given at construction: built once, for them, when in scope
         self.param.clinician.objects = list(ids)
-        if self.clinician not in ids:
+        if chosen not in ids:
             self.clinician = ids[0] if ids else None
         else:
             self._update()

@@ -3,6 +3,8 @@ the instrument palette and HoloViews defaults."""
 
 from __future__ import annotations
 
+import functools
+
 import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401 — registers the Bokeh backend (no notebook output)
 
@@ -20,6 +22,7 @@ PLOT_WIDTH = 900
 PANEL_HEIGHT = 260
 
 
+@functools.cache  # once per process: setting HoloViews' defaults takes a noticeable part of a page build
 def apply_defaults() -> None:
     """HoloViews option defaults shared by every view."""
     hv.Store.set_current_backend("bokeh")

@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import panel_material_ui as pmui
 import param
-from bokeh.models import CustomJS, TapTool
+from bokeh.models import ColumnDataSource, CustomJS, HoverTool, TapTool
+from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from alliance import style
 from alliance.inert import html_text, link
 from alliance.state import CaseloadState
 
-SESSION = hv.Dimension("session_number", label="Session")
-CHANGE = hv.Dimension("change", label="Change from intake (up = better)")
-CHANGE2 = hv.Dimension("change_top", label="Change (band top)")
+SESSION_LABEL = "Session"
+CHANGE_LABEL = "Change from intake (up = better)"
 
 
 #: A tap on a caseload line opens that client's episode; the codes are URL-encoded as components.
@@ -154,88 +153,108 @@ class EpisodeTable(Viewer):
 
 class CaseloadPicture(Viewer):
     """Every episode's change from intake, thin lines, flagged ones highlighted, on the service's band.
-    Clicking a line opens that client."""
+    Clicking a line opens that client.
+
+    Drawn with Bokeh's own glyphs (two multi-lines, two areas, a line) on one figure whose data sources are
+    replaced when the caseload changes: a caseload of a few hundred episodes is a handful of models, not one
+    HoloViews path per episode (which took most of the page's time at service scale)."""
 
     state = param.ClassSelector(class_=CaseloadState)
 
+    TITLE = (
+        "Change from intake by session (up = better); blue: the service's closed episodes; "
+        "red: episodes needing attention"
+    )
+
     def __init__(self, **params):
         super().__init__(**params)
-        band = hv.DynamicMap(pn.bind(self._band, self.state.param.band, 0.1, 0.9, 0.15))
-        inner = hv.DynamicMap(pn.bind(self._band, self.state.param.band, 0.25, 0.75, 0.25))
-        median = hv.DynamicMap(pn.bind(self._median, self.state.param.band))
-        # Two layers so flagged episodes are drawn on top, each in one colour.
-        plain = hv.DynamicMap(pn.bind(self._lines, self.state.param.courses, False))
-        flagged = hv.DynamicMap(pn.bind(self._lines, self.state.param.courses, True))
-        self.plot = (band * inner * median * plain * flagged).opts(
-            hv.opts.Overlay(
-                responsive=True,
-                height=360,
-                framewise=True,
-                show_legend=False,
-                title="Change from intake by session (up = better); blue: the service's closed "
-                "episodes; red: episodes needing attention",
-            )
+        self.sources = {
+            "outer": ColumnDataSource({"x": [], "low": [], "high": []}),
+            "inner": ColumnDataSource({"x": [], "low": [], "high": []}),
+            "median": ColumnDataSource({"x": [], "y": []}),
+            "plain": ColumnDataSource(self._empty_lines()),
+            "flagged": ColumnDataSource(self._empty_lines()),
+        }
+        fig = figure(
+            height=360,
+            sizing_mode="stretch_width",
+            title=self.TITLE,
+            x_axis_label=SESSION_LABEL,
+            y_axis_label=CHANGE_LABEL,
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            toolbar_location="right",
         )
-
-    @staticmethod
-    def _band(band, lo, hi, alpha):
-        cols = {"p10": 0.1, "p25": 0.25, "p75": 0.75, "p90": 0.9}
-        inv = {v: k for k, v in cols.items()}
-        if band is None or band.empty:
-            return hv.Area(
-                pd.DataFrame({"session_number": [], "change": [], "change_top": []}, dtype=float),
-                SESSION,
-                [CHANGE, CHANGE2],
-            )
-        data = pd.DataFrame(
-            {"session_number": band["session_number"], "change": band[inv[lo]], "change_top": band[inv[hi]]}
-        )
-        return hv.Area(data, SESSION, [CHANGE, CHANGE2]).opts(
-            color=style.BAND_COLOUR, alpha=alpha, line_alpha=0
-        )
-
-    @staticmethod
-    def _median(band):
-        if band is None or band.empty:
-            return hv.Curve(pd.DataFrame({"session_number": [], "change": []}, dtype=float), SESSION, CHANGE)
-        return hv.Curve(
-            band[["session_number", "p50"]].rename(columns={"p50": "change"}), SESSION, CHANGE
-        ).opts(color=style.BAND_COLOUR, line_dash="dotted", line_width=2)
-
-    @staticmethod
-    def _open_client(plot, element):
-        """Bokeh: a tap on a line opens that client's page."""
-        # Codes go through encodeURIComponent (OpenURL's encodeURI would leave '&', '=' and '#' in a code to
-        # change the query).
-        plot.state.add_tools(TapTool(callback=CustomJS(code=OPEN_CLIENT_JS)))
-
-    def _lines(self, courses, flagged: bool):
-        vdims = ["episode_id", "client_id", "flags"]
-        colour = style.STATUS_COLOURS["red"] if flagged else "#8c8c8c"
-        courses = courses[courses["flagged"] == flagged] if courses is not None and len(courses) else None
-        if courses is None or courses.empty:
-            return hv.Path([], [SESSION, CHANGE], vdims=vdims).opts(color=colour)
-        paths = [
-            {
-                "session_number": sub["session_number"].to_numpy(float),
-                "change": sub["change"].to_numpy(float),
-                "episode_id": episode,
-                "client_id": sub["client_id"].iloc[0],
-                "flags": sub["flags"].iloc[0] or "no flags",
-            }
-            for episode, sub in courses.groupby("episode_id", sort=False)
+        src = self.sources
+        fig.varea("x", "low", "high", source=src["outer"], color=style.BAND_COLOUR, alpha=0.15)
+        fig.varea("x", "low", "high", source=src["inner"], color=style.BAND_COLOUR, alpha=0.25)
+        fig.line("x", "y", source=src["median"], color=style.BAND_COLOUR, line_dash="dotted", line_width=2)
+        lines = [
+            fig.multi_line("xs", "ys", source=src["plain"], color="#8c8c8c", line_width=1.2, alpha=0.5),
+            # Flagged episodes last, so they are drawn on top.
+            fig.multi_line(
+                "xs", "ys", source=src["flagged"], color=style.STATUS_COLOURS["red"], line_width=2, alpha=0.8
+            ),
         ]
-        return hv.Path(paths, [SESSION, CHANGE], vdims=vdims).opts(
-            color=colour,
-            line_width=2 if flagged else 1.2,
-            alpha=0.8 if flagged else 0.5,
-            tools=["hover"],
-            hover_tooltips=[("Client", "@client_id"), ("Episode", "@episode_id"), ("Flags", "@flags")],
-            hooks=[self._open_client],
+        fig.add_tools(
+            HoverTool(
+                renderers=lines,
+                tooltips=[("Client", "@client_id"), ("Episode", "@episode_id"), ("Flags", "@flags")],
+            ),
+            # Codes go through encodeURIComponent (OpenURL's encodeURI would leave '&', '=' and '#' in a code
+            # to change the query).
+            TapTool(renderers=lines, callback=CustomJS(code=OPEN_CLIENT_JS)),
         )
+        self.figure = fig
+        self._draw()
+        self.state.param.watch(self._draw, ["courses", "band"])
+
+    @staticmethod
+    def _empty_lines() -> dict:
+        return {"xs": [], "ys": [], "episode_id": [], "client_id": [], "flags": []}
+
+    @staticmethod
+    def band_data(band: pd.DataFrame | None, low: str, high: str) -> dict:
+        """The expected change band between two of its percentiles (``p10``…``p90``)."""
+        if band is None or band.empty:
+            return {"x": [], "low": [], "high": []}
+        return {
+            "x": band["session_number"].to_numpy(float),
+            "low": band[low].to_numpy(float),
+            "high": band[high].to_numpy(float),
+        }
+
+    @staticmethod
+    def line_data(courses: pd.DataFrame | None, flagged: bool) -> dict:
+        """One line per episode (of the flagged ones, or of the others): its sessions and change from intake,
+        with the codes the hover shows and the tap opens. The codes are data, never markup (Bokeh's hover
+        inserts field values as text)."""
+        if courses is None or courses.empty:
+            return CaseloadPicture._empty_lines()
+        courses = courses[courses["flagged"] == flagged]
+        data = CaseloadPicture._empty_lines()
+        for episode, sub in courses.groupby("episode_id", sort=False):
+            data["xs"].append(sub["session_number"].to_numpy(float))
+            data["ys"].append(sub["change"].to_numpy(float))
+            data["episode_id"].append(str(episode))
+            data["client_id"].append(str(sub["client_id"].iloc[0]))
+            data["flags"].append(str(sub["flags"].iloc[0] or "no flags"))
+        return data
+
+    def _draw(self, *events) -> None:
+        band, courses = self.state.band, self.state.courses
+        src = self.sources
+        src["outer"].data = self.band_data(band, "p10", "p90")
+        src["inner"].data = self.band_data(band, "p25", "p75")
+        src["median"].data = (
+            {"x": [], "y": []}
+            if band is None or band.empty
+            else {"x": band["session_number"].to_numpy(float), "y": band["p50"].to_numpy(float)}
+        )
+        src["plain"].data = self.line_data(courses, False)
+        src["flagged"].data = self.line_data(courses, True)
 
     def __panel__(self):
-        return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="caseload-picture")
+        return pn.pane.Bokeh(self.figure, sizing_mode="stretch_width", name="caseload-picture")
 
 
 class TrendTable(Viewer):

@@ -1,0 +1,50 @@
+"""Warm a server process before its first visitor (``panel serve --setup alliance/warmup.py``, as
+``make serve`` runs it).
+
+A fresh Python process pays about three seconds to import Panel, HoloViews, Bokeh and the pages, and the
+first HoloViews chart it draws pays again for setting up the plotting classes. Without this the first person
+after a (re)start waits for all of it. Here the process imports every page, opens the database, reads the
+service-wide stored metrics every page shares, and draws one episode's client charts to Bokeh models that are
+then dropped. Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no
+client is viewed); a database that cannot be opened is left for the pages to explain.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+log = logging.getLogger("alliance.warmup")
+
+
+def warm(path=None) -> float:
+    """Import the pages and draw one set of client charts; returns the seconds it took."""
+    start = time.perf_counter()
+    import panel as pn
+
+    import alliance.pages  # noqa: F401  (the pages import their views, states and the data layer)
+    import alliance.views.caseload  # noqa: F401
+    import alliance.views.comparison  # noqa: F401
+    import alliance.views.meeting  # noqa: F401
+    from alliance import style
+    from alliance.db import DatabaseError
+    from alliance.scope import Scope
+    from alliance.service import Service
+    from alliance.state import ClientSelection
+    from alliance.views.client import ClientCharts
+
+    style.apply_defaults()
+    try:
+        selection = ClientSelection(service=Service.open(path, Scope.full_access()))
+        pn.panel(ClientCharts(selection=selection)).get_root()
+    except (DatabaseError, OSError) as exc:
+        log.warning("warm-up without the database (%s); the pages will say what is wrong", exc)
+    except Exception:  # a warm-up must never keep the server from starting
+        log.exception("warm-up could not draw the client charts; the server starts anyway")
+    seconds = time.perf_counter() - start
+    log.info("warm-up done in %.1f s", seconds)
+    return seconds
+
+
+if __name__ in ("panel_setup_module", "__main__"):  # run by panel serve --setup, or by hand
+    warm()
