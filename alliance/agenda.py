@@ -185,7 +185,7 @@ def _status_runs(metrics: ClinicalMetrics, primary: pd.DataFrame, open_ids: set)
     """Per open episode, the session its final run of deterioration, red and yellow began (None if its last
     rating is not in such a run), from the outcome status at every rating of its primary instrument."""
     # Outcome status at every rating (for when deterioration / red / yellow began).
-    ss = metrics.session_status()
+    ss = metrics.session_status
     if len(ss):
         ss = ss[ss["episode_id"].isin(open_ids)]
         ss = ss.merge(primary[["instrument"]].reset_index(), on=["episode_id", "instrument"], how="inner")

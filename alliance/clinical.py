@@ -112,6 +112,25 @@ def _norm_rules(registry: pd.DataFrame, norm_set: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+#: The columns of ``ClinicalMetrics.session_status`` (and of the stored ``metrics_session_status``).
+SESSION_STATUS_COLUMNS = [
+    "episode_id",
+    "instrument",
+    "session_number",
+    "score",
+    "status",
+    "status_words",
+    "reason",
+    "method",
+    "band_p10",
+    "band_p25",
+    "band_p50",
+    "band_p75",
+    "band_p90",
+    "intake_bin",
+]
+
+
 class ClinicalMetrics:
     """Clinical metrics for the episodes a viewer may see; each frame is computed once and cached."""
 
@@ -147,22 +166,14 @@ class ClinicalMetrics:
             ].reset_index(drop=True)
         return m
 
+    @cached_property
     def session_status(self) -> pd.DataFrame:
         """Status at every outcome rating after the intake, as if it were the latest (the chart's points).
 
-        Columns: episode_id, instrument, session_number, score, status, status_words, reason, band_p10 … p90.
+        Columns: episode_id, instrument, session_number, score, status, status_words, reason, method,
+        band_p10 … band_p90, intake_bin.
         """
-        empty = pd.DataFrame(
-            columns=[
-                "episode_id",
-                "instrument",
-                "session_number",
-                "score",
-                "status",
-                "status_words",
-                "reason",
-            ]
-        )
+        empty = pd.DataFrame(columns=SESSION_STATUS_COLUMNS)
         if self.episode_change.empty:
             return empty
         ch = self.episode_change.set_index(["episode_id", "instrument"])
@@ -207,7 +218,13 @@ class ClinicalMetrics:
             frames.append(
                 pd.concat([sub[["episode_id", "instrument", "session_number", "score"]], st], axis=1)
             )
-        return pd.concat(frames, ignore_index=True) if frames else empty
+        if not frames:
+            return empty
+        # In episode order: the stored table is read an episode at a time, and sorted rows let DuckDB skip
+        # the row groups that cannot hold it.
+        out = pd.concat(frames, ignore_index=True)
+        out = out.sort_values(["episode_id", "instrument", "session_number"], kind="stable")
+        return out.reindex(columns=SESSION_STATUS_COLUMNS).reset_index(drop=True)
 
     # -- inputs ---------------------------------------------------------------------------------------
     @cached_property

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pandas as pd
 import panel as pn
 import param
 
@@ -44,9 +45,17 @@ def _comparison(path: str, data_version: str, scope_all: bool, clinicians: tuple
     return comparison_frames(m.episode_change, m.episode_end, m.episode_alliance, ComparisonFilter(*f))
 
 
+@pn.cache(max_items=64)
+def _reasons_at(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], day: str):
+    from alliance.agenda import episode_reasons, metrics_until
+
+    m = _scoped_metrics(path, data_version, scope_all, clinicians)
+    return episode_reasons(metrics_until(m, pd.Timestamp(day).date()))
+
+
 def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
-    for fn in (_comparison, _scoped_metrics, _service_metrics):
+    for fn in (_reasons_at, _comparison, _scoped_metrics, _service_metrics):
         fn.clear()
 
 
@@ -79,6 +88,12 @@ class DataStore(param.Parameterized):
     def service_metrics(self) -> ClinicalMetrics:
         """Service-wide aggregates (expected-response bands, scales) shared by every scope."""
         return _service_metrics(str(self.db.path), self.db.data_version)
+
+    def reasons_at(self, scope: Scope, day) -> pd.DataFrame:
+        """The agenda's reasons as they stood on ``day`` for ``scope`` (a part of the viewer's): they do not
+        change with the discussed-marks, so a meeting page computes them once per process, data version,
+        scope and day (``alliance.agenda.episode_reasons`` of ``metrics_until``)."""
+        return _reasons_at(*self._key(scope), pd.Timestamp(day).date().isoformat())
 
     def comparison(self, f: ComparisonFilter) -> dict:
         """The clinician comparison of the viewer's scope for one filter (alliance.clinician_comparison)."""

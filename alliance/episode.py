@@ -98,7 +98,7 @@ def build_story(
         cutoffs["outcome"] = None if pd.isna(first["cutoff"]) else float(first["cutoff"])
     change = metrics.episode_change
     change = change[change["instrument"] == outcome_instrument] if len(change) else change
-    status = metrics.session_status()
+    status = metrics.session_status
     status = status[status["instrument"] == outcome_instrument] if len(status) else status
     if len(status) and len(outcome):
         outcome = outcome.merge(

@@ -375,30 +375,6 @@ class ComparisonState(param.Parameterized):
 
 ALL = "all supervisees"
 
-#: Reasons as they stood on a past day, per database version, scope and team: they do not change with the
-#: marks, so the "since the last meeting" comparison is computed once per process and day.
-_REASONS_AT: dict = {}
-
-
-def _reasons_at(service: Service, team: tuple, scoped: ClinicalMetrics, day) -> pd.DataFrame:
-    from alliance.agenda import episode_reasons, metrics_until
-
-    scope = service.scope  # the viewer's: a cached answer is never another scope's
-    key = (
-        str(service.db.path),
-        service.db.data_version,
-        scope.all_clinicians,
-        tuple(sorted(scope.clinician_ids)),
-        team,
-        str(day),
-    )
-    if key not in _REASONS_AT:
-        if len(_REASONS_AT) > 64:
-            _REASONS_AT.clear()
-        _REASONS_AT[key] = episode_reasons(metrics_until(scoped, day))
-    return _REASONS_AT[key]
-
-
 class MeetingState(param.Parameterized):
     """Which supervisor, supervisee and meeting date; the agenda with its supervisee headers, sparklines and
     what changed since the last meeting; the marks made at this meeting (discussed, undo, follow-up). No UI
@@ -458,18 +434,18 @@ class MeetingState(param.Parameterized):
             marks = None
             problem = f"Discussed-marks cannot be read or written at {self.store.path}: {exc}"
         clinician = None if self.supervisee == ALL else self.supervisee
-        shown = tuple(c for c in team if clinician is None or c == clinician)
+        shown = self.service.scope.restrict(*(c for c in team if clinician is None or c == clinician))
+        store = DataStore(db=self.service.db, scope=self.service.scope)
         board = meeting_board(
             self.metrics,
             self.supervisor,
             self.meeting_date,
             marks,
             clinician_id=clinician,
-            reasons_at=lambda scoped, day: _reasons_at(self.service, shown, scoped, day),
-            # The team's metrics from the process's cache: refreshing after a mark recomputes nothing.
-            scoped=DataStore(db=self.service.db, scope=self.service.scope).metrics(
-                self.service.scope.restrict(*shown)
-            ),
+            # The reasons of a day and the team's metrics from the process's cache (per data version, scope
+            # and day): refreshing after a mark recomputes neither.
+            reasons_at=lambda _scoped, day: store.reasons_at(shown, day),
+            scoped=store.metrics(shown),
         )
         # One batch: the page redraws once, with the agenda last.
         with param.parameterized.batch_call_watchers(self):

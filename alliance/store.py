@@ -34,7 +34,7 @@ from alliance.scope import Scope
 from alliance.service import Service
 
 #: Version of the stored layout; a store written by another layout is stale.
-STORE_VERSION = "2"
+STORE_VERSION = "3"
 
 #: Stored table → (ClinicalMetrics attribute, named query that reads it back).
 TABLES: dict[str, tuple[str, str]] = {
@@ -44,6 +44,7 @@ TABLES: dict[str, tuple[str, str]] = {
     "metrics_episode_alliance": ("episode_alliance", "metrics_episode_alliance"),
     "metrics_etr_bands": ("etr_bands", "metrics_etr_bands"),
     "metrics_episode_status": ("episode_status", "metrics_episode_status"),
+    "metrics_session_status": ("session_status", "metrics_session_status"),
     "metrics_episode_end": ("episode_end", "metrics_episode_end"),
     "metrics_service_scales": ("service_scales", "metrics_service_scales"),
     "metrics_expected_change": ("expected_change", "metrics_expected_change"),
@@ -197,7 +198,8 @@ class StoredMetrics(ClinicalMetrics):
     """The same frames as :class:`ClinicalMetrics`, read from the store and narrowed to the scope in SQL.
 
     Only for a database whose store is current for these settings (``metrics_for``); what the store does not
-    hold (an episode's session-by-session status, metrics as of an earlier date) is computed as before.
+    hold (metrics as of an earlier date) is computed as before. One episode's metrics (``for_episode``) are
+    computed from its ratings, except its status at every rating, which is read.
     """
 
     SCOPED = (
@@ -206,6 +208,7 @@ class StoredMetrics(ClinicalMetrics):
         "alliance_events",
         "episode_alliance",
         "episode_status",
+        "session_status",
         "episode_end",
     )
 
@@ -246,8 +249,20 @@ class StoredMetrics(ClinicalMetrics):
         return self._read("episode_status")
 
     @cached_property
+    def session_status(self) -> pd.DataFrame:
+        return self._read("session_status")
+
+    @cached_property
     def episode_end(self) -> pd.DataFrame:
         return self._read("episode_end")
+
+    def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
+        """One episode's metrics (``ClinicalMetrics.for_episode``), its status at every rating read from the
+        store (one episode's rows of a table kept in episode order) instead of recomputed."""
+        m = super().for_episode(episode, ratings)
+        rows = self.service._query("episode_session_status", episode_id=str(episode["episode_id"]))
+        m.__dict__["session_status"] = _restore(rows.copy(deep=True))
+        return m
 
     @cached_property
     def service_scales(self) -> pd.DataFrame:

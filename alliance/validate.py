@@ -294,7 +294,7 @@ def status_mix(metrics: ClinicalMetrics) -> pd.DataFrame:
     at each episode's latest rating (as the caseload flags it)."""
     rows = []
     for where, frame in (
-        ("every later rating", metrics.session_status()),
+        ("every later rating", metrics.session_status),
         ("latest rating", metrics.episode_status),
     ):
         if frame is None or frame.empty:

@@ -71,6 +71,38 @@ def test_stored_tables_equal_a_computation_from_scratch(demo_db):
         db.close()
 
 
+def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
+    """The client page's metrics of one episode: the status at every rating comes from the stored table
+    (read by the episode's code, within the scope), equal to computing it from the episode's ratings; an
+    episode outside the scope reads nothing."""
+    db = Database(demo_db)
+    try:
+        full = Service(db, Scope.full_access())
+        computed = ClinicalMetrics(full, SETTINGS)
+        stored = StoredMetrics(full, SETTINGS)
+        ends = computed.episode_end
+        picks = ends.sort_values("n_sessions", ascending=False)["episode_id"].head(3).tolist()
+        picks.append(ends.sort_values("n_sessions")["episode_id"].iloc[0])
+        for episode_id in picks:
+            client = ends.loc[ends["episode_id"] == episode_id, "client_id"].iloc[0]
+            info = full.episodes(client).set_index("episode_id").loc[episode_id].to_dict()
+            info["episode_id"] = episode_id
+            ratings = full.episode_ratings(episode_id)
+            fresh = computed.for_episode(info, ratings).session_status
+            kept = stored.for_episode(info, ratings).session_status
+            assert len(kept) == ratings.query("construct == 'outcome'")["score"].notna().sum() > 0
+            def plain(frame):  # a missing status is pandas' NA when computed, NULL (None) when read
+                frame = frame.reset_index(drop=True).astype(object)
+                return frame.where(frame.notna(), None)
+
+            pd.testing.assert_frame_equal(plain(_storable(fresh)), plain(kept), obj=episode_id)
+            other = next(c for c in ends["clinician_id"].unique() if c != info["clinician_id"])
+            elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS)
+            assert elsewhere.for_episode(info, ratings).session_status.empty
+    finally:
+        db.close()
+
+
 def test_stored_metrics_are_narrowed_by_scope_in_sql(demo_db):
     db = Database(demo_db)
     try:
