@@ -198,8 +198,8 @@ class StoredMetrics(ClinicalMetrics):
     """The same frames as :class:`ClinicalMetrics`, read from the store and narrowed to the scope in SQL.
 
     Only for a database whose store is current for these settings (``metrics_for``); what the store does not
-    hold (metrics as of an earlier date) is computed as before. One episode's metrics (``for_episode``) are
-    computed from its ratings, except its status at every rating, which is read.
+    hold (metrics as of an earlier date) is computed as before. One episode's metrics (``for_episode``) read
+    its change and statuses and compute the rest from its ratings.
     """
 
     SCOPED = (
@@ -256,12 +256,21 @@ class StoredMetrics(ClinicalMetrics):
     def episode_end(self) -> pd.DataFrame:
         return self._read("episode_end")
 
+    #: What one episode's metrics read from the store (by the episode's code, within the scope).
+    EPISODE_READS = {
+        "episode_change": "metrics_episode_change_one",
+        "episode_status": "metrics_episode_status_one",
+        "session_status": "metrics_session_status_one",
+    }
+
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
-        """One episode's metrics (``ClinicalMetrics.for_episode``), its status at every rating read from the
-        store (one episode's rows of a table kept in episode order) instead of recomputed."""
+        """One episode's metrics (``ClinicalMetrics.for_episode``): its change, status and status at every
+        rating read from the store (a few rows each) instead of recomputed; the rest (sudden events, alliance
+        events, the story's layers) computed from its ratings as before."""
         m = super().for_episode(episode, ratings)
-        rows = self.service._query("episode_session_status", episode_id=str(episode["episode_id"]))
-        m.__dict__["session_status"] = _restore(rows.copy(deep=True))
+        for attr, query in self.EPISODE_READS.items():
+            rows = self.service._query(query, episode_id=str(episode["episode_id"]))
+            m.__dict__[attr] = _restore(rows.copy(deep=True))
         return m
 
     @cached_property

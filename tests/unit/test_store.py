@@ -71,10 +71,16 @@ def test_stored_tables_equal_a_computation_from_scratch(demo_db):
         db.close()
 
 
+def plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing values as None: pandas' NA when computed, NULL (None) when read."""
+    frame = frame.reset_index(drop=True).astype(object)
+    return frame.where(frame.notna(), None)
+
+
 def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
-    """The client page's metrics of one episode: the status at every rating comes from the stored table
-    (read by the episode's code, within the scope), equal to computing it from the episode's ratings; an
-    episode outside the scope reads nothing."""
+    """The client page's metrics of one episode: its change, status and status at every rating come from the
+    stored tables (read by the episode's code, within the scope), equal to computing them from the episode's
+    ratings; an episode outside the scope reads nothing."""
     db = Database(demo_db)
     try:
         full = Service(db, Scope.full_access())
@@ -88,17 +94,16 @@ def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
             info = full.episodes(client).set_index("episode_id").loc[episode_id].to_dict()
             info["episode_id"] = episode_id
             ratings = full.episode_ratings(episode_id)
-            fresh = computed.for_episode(info, ratings).session_status
-            kept = stored.for_episode(info, ratings).session_status
-            assert len(kept) == ratings.query("construct == 'outcome'")["score"].notna().sum() > 0
-            def plain(frame):  # a missing status is pandas' NA when computed, NULL (None) when read
-                frame = frame.reset_index(drop=True).astype(object)
-                return frame.where(frame.notna(), None)
-
-            pd.testing.assert_frame_equal(plain(_storable(fresh)), plain(kept), obj=episode_id)
+            fresh, kept = computed.for_episode(info, ratings), stored.for_episode(info, ratings)
+            n_outcome = ratings.query("construct == 'outcome'")["score"].notna().sum()
+            assert len(kept.session_status) == n_outcome > 0
+            for attr in StoredMetrics.EPISODE_READS:
+                pd.testing.assert_frame_equal(
+                    plain(_storable(getattr(fresh, attr))), plain(getattr(kept, attr)), obj=f"{episode_id} {attr}"
+                )
             other = next(c for c in ends["clinician_id"].unique() if c != info["clinician_id"])
-            elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS)
-            assert elsewhere.for_episode(info, ratings).session_status.empty
+            elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS).for_episode(info, ratings)
+            assert all(getattr(elsewhere, attr).empty for attr in StoredMetrics.EPISODE_READS)
     finally:
         db.close()
 
