@@ -235,5 +235,8 @@ class NamedComparisons:
     def metrics(self):
         return self.store.metrics()
 
+    def comparison_options(self, scope=None) -> dict:
+        return self.store.comparison_options(scope)  # measures, teams and dates: no clinician in them
+
     def comparison(self, f: ComparisonFilter) -> dict:
         return rename_clinicians(self.store.comparison(f), self.names)

@@ -12,6 +12,7 @@ on the old version reads that version (``database_of_version``) until it reloads
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 
 import pandas as pd
 import panel as pn
@@ -22,7 +23,7 @@ from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database, database_of_version, on_new_version, open_database
 from alliance.scope import Scope
 from alliance.service import Service
-from alliance.store import metrics_for
+from alliance.store import StoredMetrics, metrics_for
 
 
 @pn.cache(max_items=8)
@@ -41,8 +42,47 @@ def _scoped_metrics(path: str, data_version: str, scope_all: bool, clinicians: t
 
 @pn.cache(max_items=64)
 def _comparison(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], f: tuple) -> dict:
+    flt = ComparisonFilter(*f)
+    base = _service_metrics(path, data_version)
+    if isinstance(base, StoredMetrics):
+        # The few columns and rows it adds up, read for this computation only: only the result is kept (the
+        # full episode frames of a whole service would hold hundreds of MB in every server process).
+        scope = Scope(clinician_ids=clinicians, all_clinicians=scope_all)
+        inputs = base.for_scope(Service(base.service.db, scope)).comparison_inputs(flt.instrument)
+        return comparison_frames(*inputs, flt)
+    m = _scoped_metrics(path, data_version, scope_all, clinicians)  # no current store: computed, and kept
+    return comparison_frames(m.episode_change, m.episode_end, m.episode_alliance, flt)
+
+
+@pn.cache(max_items=64)
+def _comparison_options(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]) -> dict:
+    base = _service_metrics(path, data_version)
+    scope = Scope(clinician_ids=clinicians, all_clinicians=scope_all)
+    if isinstance(base, StoredMetrics):  # a few rows from SQL, not the scope's episode frames
+        rows = Service(base.service.db, scope)._query("comparison_options")
+        kinds = {k: g for k, g in rows.groupby("kind")}
+        none = rows.iloc[:0]
+        instruments = kinds.get("instrument", none).sort_values(["n", "value"], ascending=[False, True])
+        seen = [
+            dt.date.fromisoformat(kinds[k]["value"].iloc[0])
+            for k in ("first_seen", "last_seen")
+            if k in kinds
+        ]
+        return {
+            "instruments": instruments["value"].tolist(),
+            "teams": sorted(kinds.get("team", none)["value"].tolist()),
+            "period": tuple(seen) if len(seen) == 2 else None,
+        }
     m = _scoped_metrics(path, data_version, scope_all, clinicians)
-    return comparison_frames(m.episode_change, m.episode_end, m.episode_alliance, ComparisonFilter(*f))
+    ch, end = m.episode_change, m.episode_end
+    counts = ch["instrument"].value_counts() if len(ch) else pd.Series(dtype=int)
+    instruments = sorted(counts.index, key=lambda code: (-counts[code], code))
+    last = pd.to_datetime(end["last_session_date"])
+    return {
+        "instruments": list(instruments),
+        "teams": sorted(end["team_id"].dropna().unique().tolist()),
+        "period": (last.min().date(), last.max().date()) if len(last) else None,
+    }
 
 
 @pn.cache(max_items=64)
@@ -55,7 +95,7 @@ def _reasons_at(path: str, data_version: str, scope_all: bool, clinicians: tuple
 
 def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
-    for fn in (_reasons_at, _comparison, _scoped_metrics, _service_metrics):
+    for fn in (_reasons_at, _comparison_options, _comparison, _scoped_metrics, _service_metrics):
         fn.clear()
 
 
@@ -94,6 +134,11 @@ class DataStore(param.Parameterized):
         change with the discussed-marks, so a meeting page computes them once per process, data version,
         scope and day (``alliance.agenda.episode_reasons`` of ``metrics_until``)."""
         return _reasons_at(*self._key(scope), pd.Timestamp(day).date().isoformat())
+
+    def comparison_options(self, scope: Scope | None = None) -> dict:
+        """What the comparison filters offer in the viewer's scope (or a part of it): ``instruments`` (most
+        used first), ``teams`` and the ``period`` (first and last date an episode was last seen, or None)."""
+        return _comparison_options(*self._key(scope or self.scope))
 
     def comparison(self, f: ComparisonFilter) -> dict:
         """The clinician comparison of the viewer's scope for one filter (alliance.clinician_comparison)."""

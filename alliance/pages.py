@@ -476,13 +476,11 @@ class ComparisonPage(Viewer):
         )
 
         super().__init__(**params)
-        self.state = ComparisonState(comparison_store(self.service))
+        store = comparison_store(self.service)
         you = self.service.scope.you
-        if you:  # a clinician or supervisor starts on the outcome measure they use most
-            change = self.state.metrics.episode_change
-            theirs = change.loc[change["clinician_id"] == you, "instrument"].value_counts().index
-            if len(theirs) and theirs[0] in self.state.param.instrument.objects:
-                self.state.instrument = theirs[0]
+        # A clinician or supervisor starts on the outcome measure they use most (from their own episodes).
+        theirs = store.comparison_options(Scope.clinicians(you))["instruments"] if you else []
+        self.state = ComparisonState(store, prefer=theirs[0] if theirs else None)
         sp = self.state.param
         self.widgets = pn.Column(
             pmui.Select.from_param(sp.instrument, label="Outcome measure"),

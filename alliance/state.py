@@ -332,23 +332,28 @@ class ComparisonState(param.Parameterized):
     #: hashing the frames (deep-hashing the service's episodes took seconds).
     revision = param.Integer(default=0)
 
-    def __init__(self, store, **params):
+    def __init__(self, store, prefer: str | None = None, **params):
+        """``prefer``: the outcome measure to start on when the scope has it (else the most used one)."""
         self.store = store
-        self.metrics = metrics = store.metrics()
         super().__init__(**params)
-        ch = metrics.episode_change
-        instruments = ch["instrument"].value_counts().index.tolist() if len(ch) else []
-        teams = sorted(metrics.episode_end["team_id"].dropna().unique().tolist())
-        last = pd.to_datetime(metrics.episode_end["last_session_date"])
+        options = store.comparison_options()  # a few rows, cached per process, data version and scope
+        instruments, period = options["instruments"], options["period"]
         # Set every filter before the first computation: one comparison per page, not one per filter.
         with param.parameterized.discard_events(self):
             self.param.instrument.objects = list(instruments)
-            self.instrument = instruments[0] if instruments else None
-            self.param.team.objects = ["all teams", *teams]
-            if len(last):
-                self.param.period.bounds = (last.min().date(), last.max().date())
-                self.period = (last.min().date(), last.max().date())
+            self.instrument = (
+                prefer if prefer in instruments else instruments[0] if instruments else None
+            )
+            self.param.team.objects = ["all teams", *options["teams"]]
+            if period:
+                self.param.period.bounds = period
+                self.period = period
         self._update()
+
+    @property
+    def metrics(self):
+        """The viewer's metrics (read when asked: the page itself needs only the comparison)."""
+        return self.store.metrics()
 
     def filter(self) -> ComparisonFilter | None:
         """The episodes the filters select, or None without an outcome instrument."""

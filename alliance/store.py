@@ -256,6 +256,15 @@ class StoredMetrics(ClinicalMetrics):
     def episode_end(self) -> pd.DataFrame:
         return self._read("episode_end")
 
+    def comparison_inputs(self, instrument: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        """What a clinician comparison of ``instrument`` adds up (``comparison_frames``' change, end and
+        alliance frames): the scope's episodes rated on the instrument, only the columns it uses, read for
+        this computation and not kept."""
+        return tuple(
+            _restore(self.service._query(q, outcome_instrument=instrument).copy(deep=True))
+            for q in ("comparison_change", "comparison_end", "comparison_alliance")
+        )
+
     #: What one episode's metrics read from the store (by the episode's code, within the scope).
     EPISODE_READS = {
         "episode_change": "metrics_episode_change_one",

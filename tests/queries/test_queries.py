@@ -36,6 +36,7 @@ def sample(db):
         "as_of": "2026-11-01",
         "inactivity_days": 60,
         "instrument": "SRS",
+        "outcome_instrument": "ORS",
     }
 
 

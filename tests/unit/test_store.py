@@ -214,3 +214,26 @@ def test_empty_stored_tables_are_read_by_scope(edge_db):
         assert set(one.episode_end["clinician_id"]) == {"CL91"}
     finally:
         db.close()
+
+
+def test_the_comparison_from_its_narrow_reads_equals_the_one_from_the_full_frames(demo_db):
+    """The comparison page adds up only the columns and rows it uses (``comparison_inputs``): the same table,
+    rates and effect sizes as from the whole episode frames, for every outcome measure and with filters."""
+    from alliance.clinician_comparison import ComparisonFilter, comparison_frames
+
+    db = Database(demo_db)
+    try:
+        full = Service(db, Scope.full_access())
+        computed = ClinicalMetrics(full, SETTINGS)
+        stored = StoredMetrics(full, SETTINGS)
+        team = computed.episode_end["team_id"].dropna().iloc[0]
+        filters = [ComparisonFilter(code) for code in computed.episode_change["instrument"].unique()]
+        filters.append(ComparisonFilter("ORS", team_id=team, start=AS_OF.replace(year=AS_OF.year - 1)))
+        for f in filters:
+            whole = comparison_frames(computed.episode_change, computed.episode_end, computed.episode_alliance, f)
+            narrow = comparison_frames(*stored.comparison_inputs(f.instrument), f)
+            assert len(whole["table"]) > 0, f
+            for key in ("table", "rates", "es"):
+                pd.testing.assert_frame_equal(whole[key], narrow[key], check_dtype=False, obj=f"{f} {key}")
+    finally:
+        db.close()
