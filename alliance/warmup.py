@@ -4,9 +4,10 @@
 A fresh Python process pays about three seconds to import Panel, HoloViews, Bokeh and the pages, and the
 first HoloViews chart it draws pays again for setting up the plotting classes. Without this the first person
 after a (re)start waits for all of it. Here the process imports every page, opens the database, reads the
-service-wide stored metrics every page shares, and draws one episode's client charts to Bokeh models that are
-then dropped. Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no
-client is viewed); a database that cannot be opened is left for the pages to explain.
+service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
+then dropped, and computes the comparison page's default comparison into the process's cache. Nothing is
+shown to anyone and nothing is recorded in the audit trail (no page is built and no client is viewed); a
+database that cannot be opened is left for the pages to explain.
 """
 
 from __future__ import annotations
@@ -27,16 +28,20 @@ def warm(path=None) -> float:
     import alliance.views.comparison  # noqa: F401
     import alliance.views.meeting  # noqa: F401
     from alliance import style
+    from alliance.datastore import DataStore
     from alliance.db import DatabaseError
     from alliance.scope import Scope
     from alliance.service import Service
-    from alliance.state import ClientSelection
+    from alliance.state import ClientSelection, ComparisonState
     from alliance.views.client import ClientCharts
 
     style.apply_defaults()
     try:
         selection = ClientSelection(service=Service.open(path, Scope.full_access()))
         pn.panel(ClientCharts(selection=selection)).get_root()
+        # The comparison page's default comparison (every viewer's comparison page starts on it: a comparison
+        # of the whole service, renamed per viewer afterwards), into the process's cache.
+        ComparisonState(DataStore.open(path))
     except (DatabaseError, OSError) as exc:
         log.warning("warm-up without the database (%s); the pages will say what is wrong", exc)
     except Exception:  # a warm-up must never keep the server from starting
