@@ -166,6 +166,16 @@ def test_next_and_previous_by_keyboard_and_buttons(page: Page, served):
         assert re.search(SAID, text), text
         assert not re.search(r"\(\d{2} \w{3} \d{4}\)$", text), text  # no trailing bare date
     assert re.search(SAID, focused.locator(".headline").inner_text())
+    # Enter hides the focused client's reasons and shows them again; o opens its charts.
+    page.keyboard.press("Enter")
+    expect(reasons.first).to_be_hidden(timeout=TIMEOUT)
+    page.keyboard.press("Enter")
+    expect(reasons.first).to_be_visible(timeout=TIMEOUT)
+    page.keyboard.press("o")
+    expect(page.get_by_text(re.compile(rf"^Client \S+ · episode {order[0]}$")).last).to_be_visible(
+        timeout=TIMEOUT
+    )
+    expect(page.locator(".bk-Figure").first).to_be_visible(timeout=TIMEOUT)
 
 
 def test_discussed_keeps_its_place_and_can_be_undone(page: Page, served):
