@@ -600,7 +600,7 @@ def _table_html(frame: pd.DataFrame, name: str) -> str:
     csv = _csv(frame)
     href = "data:text/csv;base64," + base64.b64encode(csv.encode("utf-8")).decode("ascii")
     return (
-        f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+        f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
         f'<p class="csv"><a download="{html.escape(name)}.csv" href="{href}">{html.escape(name)}.csv</a> '
         "(the same rows; also written beside this file)</p>"
     )
@@ -620,6 +620,7 @@ body { font-family: system-ui, -apple-system, 'Segoe UI', sans-serif; max-width:
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.8em 0; }
 th, td { border: 1px solid #ddd; padding: 3px 7px; text-align: left; } th { background: #f3f3f3; }
+th { overflow-wrap: anywhere; } .wide { overflow-x: auto; }
 .verdict { padding: 0.6em 0.9em; border-left: 5px solid #009E73; background: #f4faf7; }
 .verdict.warn { border-color: #D55E00; background: #fdf3ee; }
 .csv, .note { font-size: 0.85em; color: #555; }

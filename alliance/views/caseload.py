@@ -242,16 +242,26 @@ class CaseloadPicture(Viewer):
 
     def _draw(self, *events) -> None:
         band, courses = self.state.band, self.state.courses
-        src = self.sources
-        src["outer"].data = self.band_data(band, "p10", "p90")
-        src["inner"].data = self.band_data(band, "p25", "p75")
-        src["median"].data = (
-            {"x": [], "y": []}
-            if band is None or band.empty
-            else {"x": band["session_number"].to_numpy(float), "y": band["p50"].to_numpy(float)}
-        )
-        src["plain"].data = self.line_data(courses, False)
-        src["flagged"].data = self.line_data(courses, True)
+        data = {
+            "outer": self.band_data(band, "p10", "p90"),
+            "inner": self.band_data(band, "p25", "p75"),
+            "median": (
+                {"x": [], "y": []}
+                if band is None or band.empty
+                else {"x": band["session_number"].to_numpy(float), "y": band["p50"].to_numpy(float)}
+            ),
+            "plain": self.line_data(courses, False),
+            "flagged": self.line_data(courses, True),
+        }
+
+        def apply():
+            for key, values in data.items():
+                self.sources[key].data = values
+
+        # These are Bokeh's own models, not Panel's: in a served session whose callback runs on a thread
+        # (panel serve --num-threads) they may only change on the event loop, under the document's lock;
+        # pn.state.execute schedules it there (and runs it at once inline, in tests, or on the loop itself).
+        pn.state.execute(apply)
 
     def __panel__(self):
         return pn.pane.Bokeh(self.figure, sizing_mode="stretch_width", name="caseload-picture")

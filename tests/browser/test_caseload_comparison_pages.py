@@ -52,6 +52,22 @@ def cells(page: Page, field: str) -> list[str]:
     return page.locator(cell_selector(field)).all_inner_texts()
 
 
+#: The caseload picture's lines (one per episode): their number when it is at least ``n``, else false.
+LINES_AT_LEAST = """
+(n) => {
+  let lines = 0;
+  for (const doc of Bokeh.documents) {
+    for (const model of doc.all_models) {
+      if (model.data != null && typeof model.data === "object" && model.data.xs != null) {
+        lines += model.data.xs.length;
+      }
+    }
+  }
+  return lines >= n ? lines : false;
+}
+"""
+
+
 def sort_by(page: Page, field: str, order: str) -> None:
     """Click a column's title and wait until the table shows that column in ``order``."""
     column = page.locator(f'.tabulator-col[tabulator-field="{field}"]')
@@ -65,10 +81,15 @@ def test_caseload_sort_and_click_through_to_a_client(page: Page, served):
     expect(page.locator(".tabulator-row").first).to_be_visible(timeout=TIMEOUT)
     expect(page.get_by_text("on track (open)")).to_be_visible()
     expect(page.locator(".bk-Figure")).to_have_count(1, timeout=TIMEOUT)  # the caseload picture
-    page.get_by_text("Show closed episodes").click()  # closed too: a longer table to sort
+    page.wait_for_function(LINES_AT_LEAST, arg=1, timeout=TIMEOUT)
+    open_lines = page.evaluate(LINES_AT_LEAST, 0)
+    # (the switch's own label: the help text names it too)
+    page.locator(".MuiFormControlLabel-label", has_text="Show closed episodes").click()  # a longer table
     expect(page.locator(".tabulator-row").nth(8)).to_be_visible(
         timeout=TIMEOUT
     )  # (Playwright pierces shadow DOM)
+    # The picture follows: a line for every episode, closed ones too.
+    page.wait_for_function(LINES_AT_LEAST, arg=open_lines + 1, timeout=TIMEOUT)
     sort_by(page, "sessions", "ascending")
     first = [int(v) for v in cells(page, "sessions")]
     assert first == sorted(first), "sorted ascending by sessions"
@@ -84,6 +105,7 @@ def test_caseload_sort_and_click_through_to_a_client(page: Page, served):
         timeout=TIMEOUT
     )
     expect(page.get_by_text(HEADING)).to_be_visible()
+    assert not served.errors(), served.errors()[0]
 
 
 def test_comparison_filter_by_team_and_funnel(page: Page, served):
