@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import sqlite3
 import tempfile
 from functools import partial
@@ -570,6 +571,10 @@ class MeetingPage(Viewer):
         super().__init__(**params)
         self.state = MeetingState(service=self.service, store=self.store)
         self.selection: ClientSelection | None = None  # the client charts: built when first opened
+        # Each "open charts" (a click, o, or a step while they are open) and each "back" takes a ticket: an
+        # open overtaken by a later request while it was building (quick steps, then back) changes nothing.
+        self._tickets = itertools.count(1)
+        self._latest = 0
         self.charts: ClientCharts | None = None
         sp = self.state.param
         self.download_html = pmui.FileDownload(
@@ -717,6 +722,7 @@ class MeetingPage(Viewer):
             self.client_view.loading = False
 
     def open_client(self, client_id: str, episode_id: str) -> None:
+        ticket = self._latest = next(self._tickets)
         # Recorded before it is shown, once while it stays open; refused when the trail cannot be written.
         sel, db = self.selection, self.service.db.path
         try:
@@ -727,10 +733,14 @@ class MeetingPage(Viewer):
             return
         row = self.state.agenda.set_index("episode_id") if self.state.agenda is not None else None
         clinician = row.loc[episode_id, "supervisee"] if row is not None and episode_id in row.index else None
+        if ticket != self._latest:
+            return  # another client or the agenda was asked for meanwhile
         if not self._ensure_charts(clinician, client_id, episode_id) and (
             self.selection.episode != episode_id or self.selection.client != client_id
         ):
             self.selection.open(client_id, episode_id)  # summary and charts swap when the story is built
+        if ticket != self._latest:
+            return  # overtaken while the story was built: "Back to the agenda" must not be undone
         if not self.client_view.visible:
             self.client_view.visible = True
             self.board_column.styles = {"flex": "0 0 46%", "max-width": "46%"}
@@ -739,6 +749,7 @@ class MeetingPage(Viewer):
                 self._page.sidebar_open = False  # room for the charts beside the board
 
     def _show_agenda(self, *events):
+        self._latest = next(self._tickets)  # an open still building will not show itself afterwards
         self.client_view.visible = False
         self.board_column.styles = {}
         self.board.compact = False
