@@ -341,9 +341,7 @@ class ComparisonState(param.Parameterized):
         # Set every filter before the first computation: one comparison per page, not one per filter.
         with param.parameterized.discard_events(self):
             self.param.instrument.objects = list(instruments)
-            self.instrument = (
-                prefer if prefer in instruments else instruments[0] if instruments else None
-            )
+            self.instrument = prefer if prefer in instruments else instruments[0] if instruments else None
             self.param.team.objects = ["all teams", *options["teams"]]
             if period:
                 self.param.period.bounds = period
@@ -379,6 +377,7 @@ class ComparisonState(param.Parameterized):
 
 
 ALL = "all supervisees"
+
 
 class MeetingState(param.Parameterized):
     """Which supervisor, supervisee and meeting date; the agenda with its supervisee headers, sparklines and

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.document import Document
 from bokeh.models import BasicTicker, HoverTool, Plot, Range1d
+from bokeh.themes import default as default_theme
 from panel.viewable import Viewer
 
 from alliance import style
@@ -711,7 +713,11 @@ class PrintedCharts(ChartLayers):
             layout = layout.opts(shared_axes=True, merge_tools=False, toolbar=None)
             for chart in layout:
                 chart.id = None  # as on the page: the frames carry their own options
-            self._plot = hv.renderer("bokeh").get_plot(layout)
+            # On its own document: HoloViews' Bokeh renderer would attach the plot to ``curdoc()``, which on a
+            # threaded server is process-wide and may be another session's, destroyed when its tab closed.
+            renderer = hv.renderer("bokeh")
+            self._plot = super(type(renderer), renderer).get_plot(layout)
+            self._plot.document = Document(theme=renderer.theme or default_theme)
             grid = self._plot.state
             grid.toolbar_location = None
             for figure in grid.select({"type": Plot}):

@@ -298,3 +298,32 @@ def test_progress_is_reported_client_by_client(pack):
     assert done[0] == 0 and done[-1] == total and done == sorted(done)
     assert set(range(1, len(agenda) + 1)) <= set(done)  # after each client
     assert all(isinstance(m, str) and m for _, _, m in calls)
+
+
+def test_the_pack_draws_on_its_own_document_whatever_curdoc_is(demo_db, tmp_path):
+    """On a threaded server Bokeh's ``curdoc()`` is process-wide and can be another session's document,
+    already destroyed when that session closed. A pack built then must not touch it (CI caught a pack
+    download failing with "'Document' object has no attribute '_theme'")."""
+    from bokeh.document import Document
+    from bokeh.io.doc import patch_curdoc
+
+    from alliance.pack import build_pack
+
+    forget_service_metrics()
+    service = Service.open(demo_db)
+    metrics = service_metrics(service).for_scope(service)
+    supervisor = supervisors(service)[0]
+    agenda = meeting_agenda(metrics, supervisor, AS_OF).head(2).reset_index(drop=True)
+    assert len(agenda) == 2
+    closed = Document()
+
+    def session(event):  # stands for the closed session (Bokeh keys its change callback by the session)
+        return None
+
+    closed.on_change(session)
+    closed.destroy(session)  # what a session leaves behind when its browser tab closes
+    out = tmp_path / "pack.html"
+    with patch_curdoc(closed):
+        build_pack(service, supervisor, AS_OF, out, MarkStore(tmp_path / "marks.sqlite"), agenda=agenda)
+    doc = _document(out.read_text(encoding="utf-8"))
+    assert len(doc["roots"]) == 2

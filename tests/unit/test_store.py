@@ -99,10 +99,14 @@ def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
             assert len(kept.session_status) == n_outcome > 0
             for attr in StoredMetrics.EPISODE_READS:
                 pd.testing.assert_frame_equal(
-                    plain(_storable(getattr(fresh, attr))), plain(getattr(kept, attr)), obj=f"{episode_id} {attr}"
+                    plain(_storable(getattr(fresh, attr))),
+                    plain(getattr(kept, attr)),
+                    obj=f"{episode_id} {attr}",
                 )
             other = next(c for c in ends["clinician_id"].unique() if c != info["clinician_id"])
-            elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS).for_episode(info, ratings)
+            elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS).for_episode(
+                info, ratings
+            )
             assert all(getattr(elsewhere, attr).empty for attr in StoredMetrics.EPISODE_READS)
     finally:
         db.close()
@@ -230,7 +234,9 @@ def test_the_comparison_from_its_narrow_reads_equals_the_one_from_the_full_frame
         filters = [ComparisonFilter(code) for code in computed.episode_change["instrument"].unique()]
         filters.append(ComparisonFilter("ORS", team_id=team, start=AS_OF.replace(year=AS_OF.year - 1)))
         for f in filters:
-            whole = comparison_frames(computed.episode_change, computed.episode_end, computed.episode_alliance, f)
+            whole = comparison_frames(
+                computed.episode_change, computed.episode_end, computed.episode_alliance, f
+            )
             narrow = comparison_frames(*stored.comparison_inputs(f.instrument), f)
             assert len(whole["table"]) > 0, f
             for key in ("table", "rates", "es"):
