@@ -1,38 +1,44 @@
 """The client page's charts: outcome above alliance on one shared axis (session number or date), with the
 expected course, the reliable-change band, events and an optional item breakdown.
 
-Each chart is one ``hv.DynamicMap`` drawing all its layers from the episode story, and one ``hv.streams.Pipe``
-feeds every chart: choosing another episode is one refresh per chart, patching the existing plots instead of
-rebuilding the page, and zoom is linked through the shared x dimension. Switching the axis or the breakdown
-builds the layout for it. The meeting pack draws the same layers as static charts (``ChartLayers``).
+Drawn with Bokeh's own glyphs: the figures are made once for an axis and a breakdown, every layer reads its
+own ``ColumnDataSource``, and another episode is one batch of new source data, ranges, axis labels and cut-off
+lines — no figure is made again and nothing is laid out again (a switch under HoloViews re-rendered about
+fifteen elements and took most of a client switch). Switching the axis or the breakdown makes the figures for
+it. The meeting pack draws the same charts without toolbars (``PrintedCharts``).
 """
 
 from __future__ import annotations
 
-from functools import partial
-
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
-from bokeh.document import Document
-from bokeh.models import BasicTicker, HoverTool, Plot, Range1d
-from bokeh.themes import default as default_theme
+from bokeh.core.properties import field
+from bokeh.layouts import gridplot
+from bokeh.models import (
+    BasicTicker,
+    ColorBar,
+    ColumnDataSource,
+    DataRange1d,
+    FactorRange,
+    HoverTool,
+    Legend,
+    LegendItem,
+    LinearColorMapper,
+    Range1d,
+    Span,
+)
+from bokeh.palettes import Category10_10, Purples256
+from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from alliance import style
 from alliance.state import ClientSelection
 
-X = {
-    "session": hv.Dimension("session_number", label="Session"),
-    "date": hv.Dimension("session_date", label="Date"),
-}
-OUTCOME = hv.Dimension("outcome_score", label="Outcome")
-OUTCOME2 = hv.Dimension(
-    "outcome_score_2", label="Outcome (band top)"
-)  # a label of its own, or HoloViews resolves it to OUTCOME
-ALLIANCE = hv.Dimension("alliance_score", label="Alliance")
+X_LABEL = {"session": "Session", "date": "Date"}
+X_COLUMN = {"session": "session_number", "date": "session_date"}
+OUTCOME, ALLIANCE, ITEM = "outcome_score", "alliance_score", "item_score"
 REPAIR_COLOURS = {"repaired": "#009E73", "unrepaired": "#D55E00", "open": "#E69F00"}
 SUDDEN_COLOURS = {"gain": "#009E73", "loss": "#D55E00"}
 EVENT_STYLE = {  # kind: (colour, marker)
@@ -46,117 +52,445 @@ EVENT_STYLE = {  # kind: (colour, marker)
 EVENT_ROWS = ["End", "Alert", "Missing rating"]
 
 
-def _xcol(axis: str) -> str:
-    return X[axis].name
+HOVER = [("", "@description")]
+LINES, HEAT = "items as lines", "items as heat strip"
+ITEM_HEIGHT = {LINES: 220, HEAT: 170}
+EVENTS_HEIGHT = 130
+TOOLBAR_HEIGHT = 30  # the toolbar above the charts on the page
+DAY_MS = 86_400_000  # a day on Bokeh's datetime axis (milliseconds)
+
+#: Every data source of the charts and its columns (``x`` is the axis column: session number or date).
+SOURCES = {
+    "band": ["x", "p10", "p25", "p50", "p75", "p90"],
+    "rc_band": ["x", "low", "high"],
+    "outcome_line": ["x", OUTCOME],
+    "sudden": ["x0", OUTCOME, "x1", "y1", "description", "colour", "kind"],
+    "outcome_points": ["x", OUTCOME, "description", "colour", "marker", "status"],
+    "spans": ["left", "right", "bottom", "top", "description", "colour", "span"],
+    "alliance_line": ["x", ALLIANCE],
+    "dips": ["x", ALLIANCE, "description", "colour"],
+    "alliance_points": ["x", ALLIANCE, "description", "colour"],
+    "rupture_marks": ["x", ALLIANCE, "description", "colour"],
+    "events": ["x", "row", "description", "colour", "marker"],
+    "heat": ["x", "label", ITEM],
+}
+
+
+def _x(frame: pd.DataFrame, axis: str, column: str = "session_number", date_column: str = "session_date"):
+    """The x values of a frame for the axis (session numbers, or dates)."""
+    if axis == "session":
+        return frame[column].astype(float)
+    return pd.to_datetime(frame[date_column])
+
+
+def _data(frame: pd.DataFrame | None, name: str, axis: str, build) -> dict:
+    """A source's columns: ``build(frame)`` (a DataFrame with the source's columns, ``x`` under the axis
+    column's name) without the rows that cannot be drawn; empty columns when there is nothing to draw."""
+    columns = [X_COLUMN[axis] if c == "x" else c for c in SOURCES[name]]
+    if frame is None or frame.empty:
+        return {c: np.array([], dtype=float if c.endswith("_score") else object) for c in columns}
+    data = build(frame).rename(columns={"x": X_COLUMN[axis]})[columns]
+    keep = data[[c for c in columns if c in (X_COLUMN[axis], "x0", "x1", OUTCOME, ALLIANCE, "left", "right")]]
+    data = data[keep.notna().all(axis=1)]
+    return {c: data[c].to_numpy() for c in columns}
 
 
 class ChartLayers:
-    """Every layer of the client charts drawn from an episode story, each chart one ``hv.DynamicMap`` fed by
-    the ``hv.streams.Pipe`` of the subclass: the client page (:class:`ClientCharts`) and the meeting pack
-    (:class:`PrintedCharts`) show the same charts."""
+    """Every layer of the client charts, drawn from an episode story on Bokeh figures made once per axis and
+    breakdown: the client page (:class:`ClientCharts`) and the meeting pack (:class:`PrintedCharts`) show
+    the same charts. :meth:`_make` makes the figures; :meth:`_draw` puts a story on them."""
 
-    def __init__(self):
-        self._drawn = None  # the story the charts' last frames were drawn from
-        self._styles: dict = {}  # option key -> the element that holds those options (see _styled)
+    def __init__(self, printed: bool = False):
+        self._printed = printed  # charts for print: no toolbar, nothing to pan or zoom (hover stays)
+        self._axis, self._breakdown = "session", None
         self._extent: tuple = (None, None, None)  # (story, axis, extent) of the last _x_extent
-        self._printed = False  # charts for print: no toolbar, nothing to pan or zoom (PrintedCharts)
+        self._grid = None
 
-    def _chart(self, draw, axis) -> hv.DynamicMap:
-        """One chart: ``draw(story, axis)`` returns all its layers, evaluated once per story."""
+    # -- making the figures -----------------------------------------------------------------------------
+    def _figure(self, height: int, y_range, ylabel: str = "", **kwargs):
+        printed = self._printed
+        fig = figure(
+            height=height,
+            sizing_mode="stretch_width",
+            x_range=self._x_range,
+            y_range=y_range,
+            x_axis_type="datetime" if self._axis == "date" else "linear",
+            tools="" if printed else "xpan,xwheel_zoom,reset,save",
+            active_scroll="auto" if printed else "xwheel_zoom",
+            toolbar_location=None if printed else "above",
+            x_axis_label=X_LABEL[self._axis],
+            y_axis_label=ylabel,
+            **kwargs,
+        )
+        if self._axis == "session":  # sessions are whole numbers
+            ticker = BasicTicker(min_interval=1, desired_num_ticks=10)
+            fig.xaxis.ticker = ticker
+            fig.xgrid.ticker = ticker
+        return fig
 
-        def frame(data):
-            self._drawn = data
-            return draw(data, axis)
+    def _hover(self, fig, *renderers, tooltips=HOVER) -> None:
+        fig.add_tools(HoverTool(renderers=list(renderers), tooltips=tooltips))
 
-        return hv.DynamicMap(frame, streams=[self._pipe], cache_size=1)
+    def _make(self, axis: str, breakdown: str | None = None):
+        """The figures for an axis and a breakdown, with every layer's glyph on its (empty) source."""
+        self._axis, self._breakdown = axis, breakdown
+        self._sources = {name: ColumnDataSource(_data(None, name, axis, None)) for name in SOURCES}
+        src, x = self._sources, X_COLUMN[axis]
+        self._x_range = Range1d(start=0, end=1)
+        self._cutoffs = {}
 
-    def _styled(self, element, key, *options, **kwargs):
-        """``element`` with the options registered for ``key``: set once, then shared by every frame through
-        HoloViews' option id, so no frame is cloned to apply options (``.opts`` on a frame, or on the
-        DynamicMap, which re-applies them to the whole overlay on each frame)."""
-        template = self._styles.get(key)
-        if template is None:
-            # Kept alive here: HoloViews drops an option tree once no object carries its id.
-            template = self._styles[key] = element.opts(*options, **kwargs)
-        element.id = template.id
-        return element
+        # Outcome: the expected course (10-90 and 25-75 bands, median), the reliable-change band, the
+        # cut-off, the scores joined by a line, sudden gains and losses, and each score's point.
+        outcome = self._figure(style.PANEL_HEIGHT, Range1d(start=0, end=1), "Outcome")
+        outcome.varea(x, "p10", "p90", source=src["band"], fill_color=style.BAND_COLOUR, fill_alpha=0.15)
+        outcome.varea(x, "p25", "p75", source=src["band"], fill_color=style.BAND_COLOUR, fill_alpha=0.25)
+        outcome.line(x, "p50", source=src["band"], color=style.BAND_COLOUR, line_dash="dotted", line_width=2)
+        outcome.varea(
+            x, "low", "high", source=src["rc_band"], fill_color=style.RC_BAND_COLOUR, fill_alpha=0.12
+        )
+        self._cutoffs["outcome"] = self._cutoff(outcome)
+        colour = style.CONSTRUCT_COLOURS["outcome"]
+        outcome.line(x, OUTCOME, source=src["outcome_line"], color=colour, line_width=2)
+        sudden = outcome.segment(
+            "x0", OUTCOME, "x1", "y1", source=src["sudden"], color=field("colour"), line_width=7, alpha=0.45
+        )
+        points = outcome.scatter(
+            x,
+            OUTCOME,
+            source=src["outcome_points"],
+            marker=field("marker"),
+            fill_color=field("colour"),
+            line_color="white",
+            size=12,
+        )
+        self._hover(outcome, sudden, points)
 
-    def _finish_figure(self, plot, element, axis: str, construct: str | None = None) -> None:
-        """Hook, after each draw of a figure: the episode it draws in its Bokeh ``tags`` (``episode:<id>``,
-        read by the browser tests), and the shared x range set to the episode's extent. HoloViews only ever
-        widens a range the figures share; set here, every chart gets the same span whichever updates last,
-        after a switch as on a freshly opened page. The outcome and alliance charts (``construct``) get
-        their instrument's whole scale as y range, the next episode's instrument too (PHQ-9 to 27, not to
-        the 40 of an ORS drawn before)."""
-        story = self._drawn
+        # Alliance: rupture spans (shaded to the repair, or to the last rating), the cut-off, the line,
+        # dips, each rating's point (below the cut-off in yellow) and the rupture marks.
+        alliance = self._figure(style.PANEL_HEIGHT, Range1d(start=0, end=1), "Alliance")
+        spans = alliance.quad(
+            left="left",
+            right="right",
+            bottom="bottom",
+            top="top",
+            source=src["spans"],
+            fill_color=field("colour"),
+            fill_alpha=0.15,
+            line_alpha=0,
+        )
+        self._cutoffs["alliance"] = self._cutoff(alliance)
+        colour = style.CONSTRUCT_COLOURS["alliance"]
+        alliance.line(x, ALLIANCE, source=src["alliance_line"], color=colour, line_width=2)
+        dips = alliance.scatter(
+            x,
+            ALLIANCE,
+            source=src["dips"],
+            marker="inverted_triangle",
+            color=field("colour"),
+            size=6,
+            alpha=0.6,
+        )
+        points = alliance.scatter(
+            x,
+            ALLIANCE,
+            source=src["alliance_points"],
+            fill_color=field("colour"),
+            line_color="white",
+            size=10,
+        )
+        marks = alliance.scatter(
+            x,
+            ALLIANCE,
+            source=src["rupture_marks"],
+            marker="x",
+            line_color=field("colour"),
+            line_width=3,
+            size=18,
+        )
+        self._hover(alliance, spans, dips, points, marks)
+        figures = [outcome, alliance]
+
+        if breakdown == LINES:
+            self._items = self._figure(ITEM_HEIGHT[LINES], DataRange1d(), "Item or subscale")
+            self._items.add_layout(Legend(items=[], location="top_left"), "right")
+            self._item_hover = HoverTool(
+                renderers=[], tooltips=[("item", "$name"), (X_LABEL[axis], "$x"), ("score", f"@{ITEM}")]
+            )
+            self._items.add_tools(self._item_hover)
+            figures.append(self._items)
+        elif breakdown == HEAT:
+            self._heat_range = FactorRange(factors=[])
+            heat = self._figure(ITEM_HEIGHT[HEAT], self._heat_range)
+            self._mapper = LinearColorMapper(palette=Purples256, low=0, high=1)
+            cells = heat.rect(
+                x,
+                "label",
+                width=1 if axis == "session" else 6 * DAY_MS,
+                height=1,
+                source=src["heat"],
+                fill_color={"field": ITEM, "transform": self._mapper},
+                line_color=None,
+            )
+            heat.add_layout(ColorBar(color_mapper=self._mapper, width=10, title="Score"), "right")
+            self._hover(heat, cells, tooltips=[("item", "@label"), ("score", f"@{ITEM}")])
+            heat.ygrid.grid_line_color = None
+            figures.append(heat)
+
+        # Events: ends, alerts and missing ratings on three rows under the charts.
+        events = self._figure(EVENTS_HEIGHT, FactorRange(*EVENT_ROWS))
+        marks = events.scatter(
+            x,
+            "row",
+            source=src["events"],
+            marker=field("marker"),
+            color=field("colour"),
+            size=11,
+            line_width=2,
+        )
+        self._hover(events, marks)
+        figures.append(events)
+
+        self._figures = figures
+        self._grid = gridplot(
+            [[f] for f in figures],
+            merge_tools=not self._printed,
+            toolbar_location=None if self._printed else "above",
+            sizing_mode="stretch_width",
+        )
+        # Never squeezed: the page's columns are as tall as the window, and a grid taller than that (an item
+        # breakdown) would otherwise shrink to it and run over what follows the charts.
+        self._grid.min_height = sum(f.height for f in figures) + (0 if self._printed else TOOLBAR_HEIGHT)
+        if self._printed:
+            self._grid.toolbar_location = None
+            for fig in figures:
+                fig.toolbar_location = None
+        return self._grid
+
+    @property
+    def grid(self):
+        """The Bokeh grid (``GridPlot``) of the figures: outcome, alliance, [items,] events, top to bottom."""
+        return self._grid
+
+    def _cutoff(self, fig) -> Span:
+        """The clinical cut-off across the chart (hidden where the instrument has no validated one)."""
+        line = Span(
+            location=0,
+            dimension="width",
+            line_color=style.CUTOFF_COLOUR,
+            line_dash="dashed",
+            line_width=1.5,
+            visible=False,
+        )
+        fig.add_layout(line)
+        return line
+
+    # -- drawing a story --------------------------------------------------------------------------------
+    def _draw(self, story) -> None:
+        """Put ``story`` on the figures: every source's data, the ranges, labels, cut-offs and tags."""
+        axis = self._axis
+        for name, data in self._layers(story, axis).items():
+            self._sources[name].data = data
         info = story.summary.get("info", {}) if story is not None else {}
-        figure = plot.state
-        figure.tags = [f"episode:{info.get('episode_id', '')}"]
+        tags = [f"episode:{info.get('episode_id', '')}"]
         x0, _, x1, _ = self._x_extent(story, axis)
-        if isinstance(figure.x_range, Range1d) and not (pd.isna(x0) or pd.isna(x1)):
-            figure.x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
-        if construct and story is not None and isinstance(figure.y_range, Range1d):
+        if not (pd.isna(x0) or pd.isna(x1)):
+            self._x_range.update(start=x0, end=x1, reset_start=x0, reset_end=x1)
+        for fig, construct in zip(self._figures, ("outcome", "alliance"), strict=False):
             y0, y1 = self._ylim(story, construct)
-            figure.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+            fig.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+            fig.yaxis.axis_label = self._ylabel(story, construct)
+            cutoff = story.cutoffs.get(construct) if story is not None else None
+            self._cutoffs[construct].update(
+                location=0 if cutoff is None else float(cutoff), visible=cutoff is not None
+            )
+        if self._breakdown == LINES:
+            self._draw_item_lines(story, axis)
+        elif self._breakdown == HEAT:
+            self._draw_item_heat(story, axis)
+        for fig in self._figures:
+            fig.tags = tags
+
+    @staticmethod
+    def _ylabel(story, construct: str) -> str:
+        frame = getattr(story, construct) if story is not None else None
+        if frame is None or frame.empty:
+            return construct.capitalize()
+        return f"{frame['instrument'].iloc[0]} ({construct})"
 
     @staticmethod
     def _ylim(story, construct: str) -> tuple[float, float]:
-        """The y range of a construct's chart: the instrument's whole scale (a little headroom above)."""
+        """The y range of a construct's chart: the instrument's whole scale (a little headroom above), so a
+        score's place on it reads at a glance (PHQ-9 to 27, not to the 40 of an ORS drawn before)."""
         lo, hi = story.scales[construct] if story else (0, 1)
         return lo, hi + (hi - lo) * 0.04
 
-    def _panel(self, layers: list, axis: str, construct: str) -> hv.Overlay:
-        """One chart's layers, with the chart's options."""
-        return self._styled(
-            hv.Overlay(layers), ("panel", axis, construct, self._printed), self._panel_opts(axis, construct)
-        )
+    def _layers(self, story, axis: str) -> dict[str, dict]:
+        """The data of every source for a story."""
+        if story is None:
+            return {name: _data(None, name, axis, None) for name in SOURCES}
+        out = {}
+        band = story.band
 
-    def _panel_opts(self, axis: str, construct: str, height: int = style.PANEL_HEIGHT, **extra):
-        opts = dict(
-            responsive=True,
-            height=height,
-            framewise=True,
-            toolbar="above",
-            show_legend=False,
-            default_tools=["xpan", "xwheel_zoom", "reset", "save"],
-            active_tools=["xwheel_zoom"],
-            hooks=[partial(self._finish_figure, axis=axis, construct=construct)],
-        )
-        if self._printed:  # nothing to pan or zoom, no toolbar (hover stays)
-            opts.update(toolbar=None, default_tools=[], active_tools=[])
-        if axis == "session":
-            opts["xticks"] = BasicTicker(min_interval=1)  # sessions are whole numbers
-        return hv.opts.Overlay(**opts, **extra)
+        def xy(frame, column, y):
+            return pd.DataFrame({"x": _x(frame, axis), y: frame[column]})
 
-    # -- outcome --------------------------------------------------------------------------------------
-    def _outcome_overlay(self, story, axis: str) -> hv.Overlay:
-        return self._panel(
-            [
-                self._etr_outer(story, axis),
-                self._etr_inner(story, axis),
-                self._etr_median(story, axis),
-                self._rc_band(story, axis),
-                self._outcome_cutoff(story, axis),
-                self._outcome_line(story, axis),
-                self._sudden(story, axis),
-                self._outcome_points(story, axis),
-            ],
+        out["band"] = _data(
+            band,
+            "band",
             axis,
-            "outcome",
+            lambda f: pd.DataFrame({"x": _x(f, axis), **{p: f[p] for p in SOURCES["band"][1:]}}).dropna(),
+        )
+        out["rc_band"] = _data(
+            story.rc_band,
+            "rc_band",
+            axis,
+            lambda f: pd.DataFrame({"x": _x(f, axis), "low": f["low"], "high": f["high"]}).dropna(),
+        )
+        outcome = story.outcome.dropna(subset=["score"])
+        out["outcome_line"] = _data(outcome, "outcome_line", axis, lambda f: xy(f, "score", OUTCOME))
+        out["outcome_points"] = _data(
+            outcome,
+            "outcome_points",
+            axis,
+            lambda f: xy(f, "score", OUTCOME).assign(
+                description=f["description"],
+                colour=f["colour"],
+                marker=f["marker"],
+                status=f["status"].fillna("intake"),
+            ),
+        )
+        sudden = story.sudden
+        if axis == "date" and len(sudden) and sudden[["date0", "date1"]].isna().any().any():
+            sudden = None
+        out["sudden"] = _data(
+            sudden,
+            "sudden",
+            axis,
+            lambda f: pd.DataFrame(
+                {
+                    "x0": f["session_number"] if axis == "session" else pd.to_datetime(f["date0"]),
+                    OUTCOME: f["y0"],
+                    "x1": f["x1"] if axis == "session" else pd.to_datetime(f["date1"]),
+                    "y1": f["y1"],
+                    "description": f["description"],
+                    "colour": f["kind"].map(SUDDEN_COLOURS),
+                    "kind": "sudden " + f["kind"],
+                }
+            ),
+        )
+        out["spans"] = _data(story.ruptures, "spans", axis, lambda f: self._spans(story, f, axis))
+        alliance = story.alliance.dropna(subset=["score"])
+        out["alliance_line"] = _data(alliance, "alliance_line", axis, lambda f: xy(f, "score", ALLIANCE))
+
+        def points(f):
+            below = f["clinical"].fillna(False).astype(bool)
+            colour = np.where(below, style.STATUS_COLOURS["yellow"], style.CONSTRUCT_COLOURS["alliance"])
+            return xy(f, "score", ALLIANCE).assign(description=f["description"], colour=colour)
+
+        out["alliance_points"] = _data(alliance, "alliance_points", axis, points)
+        out["dips"] = _data(
+            story.dips,
+            "dips",
+            axis,
+            lambda f: pd.DataFrame(
+                {
+                    "x": _x(f, axis),
+                    ALLIANCE: f["score"] - 0.8,
+                    "description": f["description"],
+                    "colour": "#999999",
+                }
+            ),  # just under the point, quietly
+        )
+        out["rupture_marks"] = _data(
+            story.ruptures,
+            "rupture_marks",
+            axis,
+            lambda f: pd.DataFrame(
+                {
+                    "x": _x(f, axis, date_column="date0"),
+                    ALLIANCE: f["score"],
+                    "description": "Rupture: " + f["description"],
+                    "colour": f["status"].map(REPAIR_COLOURS),
+                }
+            ),
+        )
+        out["events"] = _data(
+            story.events,
+            "events",
+            axis,
+            lambda f: pd.DataFrame(
+                {
+                    "x": _x(f, axis),
+                    "row": f["row"],
+                    "description": f["description"],
+                    "colour": f["kind"].map(lambda k: EVENT_STYLE[k][0]),
+                    "marker": f["kind"].map(lambda k: EVENT_STYLE[k][1]),
+                }
+            ),
+        )
+        out["heat"] = _data(
+            story.items,
+            "heat",
+            axis,
+            lambda f: pd.DataFrame({"x": _x(f, axis), "label": f["label"], ITEM: f["score"]}),
+        )
+        return out
+
+    def _spans(self, story, frame: pd.DataFrame, axis: str) -> pd.DataFrame:
+        lo, hi = story.scales["alliance"]
+        left, right = self._span_ends(story, axis)
+        words = frame["status"].map(
+            {"repaired": "repaired", "unrepaired": "not repaired", "open": "still open"}
+        )
+        return pd.DataFrame(
+            {
+                "left": left,
+                "right": right,
+                "bottom": lo,
+                "top": hi,
+                "description": "Rupture span (" + words + "): " + frame["description"],
+                "colour": frame["status"].map(REPAIR_COLOURS),
+                "span": "rupture " + frame["status"],
+            }
         )
 
-    def _x(
-        self,
-        frame: pd.DataFrame,
-        axis: str,
-        column: str = "session_number",
-        date_column: str = "session_date",
-    ):
-        """The x values of a frame for the axis; rows without a date are dropped on the date axis."""
-        if axis == "session":
-            return frame[column].astype(float)
-        return pd.to_datetime(frame[date_column])
+    def _draw_item_lines(self, story, axis: str) -> None:
+        """One line per item or subscale (their number changes with the instrument), with the legend."""
+        fig = self._items
+        frame = story.items if story is not None else pd.DataFrame()
+        if axis == "date" and len(frame):
+            frame = frame.dropna(subset=["session_date"])
+        old = set(self._item_hover.renderers)
+        fig.renderers = [r for r in fig.renderers if r not in old]
+        lines, items = [], []
+        if len(frame):
+            for i, (label, sub) in enumerate(frame.groupby("label", sort=False)):
+                source = ColumnDataSource(
+                    {X_COLUMN[axis]: _x(sub, axis).to_numpy(), ITEM: sub["score"].to_numpy()}
+                )
+                line = fig.line(
+                    X_COLUMN[axis],
+                    ITEM,
+                    source=source,
+                    name=str(label),
+                    line_width=2,
+                    color=Category10_10[i % len(Category10_10)],
+                )
+                lines.append(line)
+                items.append(LegendItem(label=str(label), renderers=[line]))
+        self._item_hover.renderers = lines
+        fig.legend[0].items = items
 
+    def _draw_item_heat(self, story, axis: str) -> None:
+        data = self._sources["heat"].data
+        labels = list(dict.fromkeys(data["label"]))
+        self._heat_range.factors = labels
+        scores = np.asarray(data[ITEM], dtype=float)
+        if len(scores):
+            lo, hi = float(np.nanmin(scores)), float(np.nanmax(scores))
+            self._mapper.update(low=lo, high=hi if hi > lo else lo + 1)
+
+    # -- where things sit on the axis -------------------------------------------------------------------
     def _x_extent(self, story, axis) -> tuple:
         """The horizontal extent of everything a story draws, padded: (left, nan, right, nan)."""
         if self._extent[0] is story and self._extent[1] == axis:
@@ -178,217 +512,10 @@ class ChartLayers:
             if parts:
                 lo, hi = min(p.min() for p in parts), max(p.max() for p in parts)
                 floor = 0.5 if axis == "session" else pd.Timedelta(days=3)
-                pad = max((hi - lo) * 0.08, floor)  # about what HoloViews pads a fresh page by
+                pad = max((hi - lo) * 0.08, floor)
                 extent = (lo - pad, np.nan, hi + pad, np.nan)
         self._extent = (story, axis, extent)
         return extent
-
-    def _area(self, story, axis, lo, hi, colour, alpha, frame_name="band"):
-        area = self._area_element(story, axis, lo, hi, frame_name)
-        return self._styled(area, ("area", lo), color=colour, alpha=alpha, line_alpha=0)
-
-    def _area_element(self, story, axis, lo, hi, frame_name):
-        frame = getattr(story, frame_name) if story else None
-        y, y2 = OUTCOME, OUTCOME2
-        if frame is None or frame.empty:
-            empty = pd.DataFrame(
-                {
-                    _xcol(axis): pd.Series(dtype=float if axis == "session" else "datetime64[ns]"),
-                    y.name: pd.Series(dtype=float),
-                    y2.name: pd.Series(dtype=float),
-                }
-            )
-            return hv.Area(empty, X[axis], [y, y2])
-        data = pd.DataFrame(
-            {_xcol(axis): self._x(frame, axis), y.name: frame[lo], y2.name: frame[hi]}
-        ).dropna()
-        return hv.Area(data, X[axis], [y, y2])
-
-    def _etr_outer(self, story, axis):
-        return self._area(story, axis, "p10", "p90", style.BAND_COLOUR, 0.15)
-
-    def _etr_inner(self, story, axis):
-        return self._area(story, axis, "p25", "p75", style.BAND_COLOUR, 0.25)
-
-    def _rc_band(self, story, axis):
-        return self._area(story, axis, "low", "high", style.RC_BAND_COLOUR, 0.12, "rc_band")
-
-    def _curve(self, key, frame, axis, y, column, **opts):
-        if frame is None or frame.empty:
-            data = pd.DataFrame(
-                {
-                    _xcol(axis): pd.Series(dtype=float if axis == "session" else "datetime64[ns]"),
-                    y.name: pd.Series(dtype=float),
-                }
-            )
-        else:
-            data = pd.DataFrame({_xcol(axis): self._x(frame, axis), y.name: frame[column]}).dropna()
-        return self._styled(hv.Curve(data, X[axis], y), ("curve", key), **opts)
-
-    def _etr_median(self, story, axis):
-        return self._curve(
-            "median",
-            story.band if story else None,
-            axis,
-            OUTCOME,
-            "p50",
-            color=style.BAND_COLOUR,
-            line_dash="dotted",
-            line_width=2,
-        )
-
-    def _cutoff(self, story, construct: str) -> hv.HLine:
-        """The clinical cut-off across the plot (none drawn where the instrument has no validated one). The y
-        range always spans the whole scale, so a score's place on it reads at a glance."""
-        cutoff = story.cutoffs.get(construct) if story else None
-        ylim = self._ylim(story, construct)
-        return self._styled(
-            hv.HLine(np.nan if cutoff is None else cutoff),
-            ("cutoff", ylim),
-            color=style.CUTOFF_COLOUR,
-            line_dash="dashed",
-            line_width=1.5,
-            ylim=ylim,
-        )
-
-    def _outcome_cutoff(self, story, axis):
-        return self._cutoff(story, "outcome")
-
-    def _outcome_line(self, story, axis):
-        frame = story.outcome.dropna(subset=["score"]) if story else None
-        return self._curve(
-            "outcome", frame, axis, OUTCOME, "score", color=style.CONSTRUCT_COLOURS["outcome"], line_width=2
-        )
-
-    def _outcome_points(self, story, axis):
-        frame = story.outcome.dropna(subset=["score"]) if story else pd.DataFrame()
-        if axis == "date" and len(frame):
-            frame = frame.dropna(subset=["session_date"])
-        ylabel = (
-            f"{story.outcome['instrument'].iloc[0]} (outcome)" if story and len(story.outcome) else "Outcome"
-        )
-        data = pd.DataFrame(
-            {
-                _xcol(axis): self._x(frame, axis) if len(frame) else pd.Series(dtype=float),
-                OUTCOME.name: frame["score"] if len(frame) else pd.Series(dtype=float),
-                "description": frame["description"] if len(frame) else pd.Series(dtype=str),
-                "colour": frame["colour"] if len(frame) else pd.Series(dtype=str),
-                "marker": frame["marker"] if len(frame) else pd.Series(dtype=str),
-                "status": frame["status"].fillna("intake") if len(frame) else pd.Series(dtype=str),
-            }
-        )
-        return self._styled(
-            hv.Scatter(data, X[axis], [OUTCOME, "description", "colour", "marker", "status"]),
-            ("outcome points", ylabel),
-            color="colour",
-            marker="marker",
-            size=12,
-            line_color="white",
-            ylabel=ylabel,
-            tools=["hover"],
-            hover_tooltips=[("", "@description")],
-        )
-
-    def _sudden(self, story, axis):
-        frame = story.sudden if story else pd.DataFrame()
-        cols = ["x0", "y0", "x1", "y1"]
-        if frame is None or frame.empty or (axis == "date" and frame[["date0", "date1"]].isna().any().any()):
-            empty = pd.DataFrame({c: pd.Series(dtype=float) for c in cols}).assign(
-                description=pd.Series(dtype=str), colour=pd.Series(dtype=str), kind=pd.Series(dtype=str)
-            )
-            if axis == "date":
-                empty[["x0", "x1"]] = empty[["x0", "x1"]].astype("datetime64[ns]")
-            return hv.Segments(
-                empty.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name}),
-                self._corner_dims(axis, OUTCOME),
-                ["description", "colour", "kind"],
-            )  # nothing drawn: no options needed
-        x0 = frame["session_number"] if axis == "session" else pd.to_datetime(frame["date0"])
-        x1 = frame["x1"] if axis == "session" else pd.to_datetime(frame["date1"])
-        data = pd.DataFrame(
-            {
-                "x0": x0,
-                "y0": frame["y0"],
-                "x1": x1,
-                "y1": frame["y1"],
-                "description": frame["description"],
-                "colour": frame["kind"].map(SUDDEN_COLOURS),
-                "kind": "sudden " + frame["kind"],
-            }
-        )
-        data = data.rename(columns={"x0": _xcol(axis), "y0": OUTCOME.name})
-        return self._styled(
-            hv.Segments(data, self._corner_dims(axis, OUTCOME), ["description", "colour", "kind"]),
-            "sudden",
-            color="colour",
-            line_width=7,
-            alpha=0.45,
-            tools=["hover"],
-            hover_tooltips=[("", "@description")],
-        )
-
-    @staticmethod
-    def _corner_dims(axis: str, y: hv.Dimension) -> list:
-        """kdims of segments and rectangles: the first corner on the shared axes, so panels stay linked."""
-        return [X[axis], y, X[axis].clone("x1"), y.clone("y1")]
-
-    # -- alliance -------------------------------------------------------------------------------------
-    def _alliance_overlay(self, story, axis: str) -> hv.Overlay:
-        return self._panel(
-            [
-                self._rupture_spans(story, axis),
-                self._alliance_cutoff(story, axis),
-                self._alliance_line(story, axis),
-                self._dips(story, axis),
-                self._alliance_points(story, axis),
-                self._rupture_marks(story, axis),
-            ],
-            axis,
-            "alliance",
-        )
-
-    def _rupture_spans(self, story, axis):
-        frame = story.ruptures if story else pd.DataFrame()
-        lo, hi = story.scales["alliance"] if story else (0, 1)
-        dims = self._corner_dims(axis, ALLIANCE)
-        if frame is None or frame.empty:
-            empty = pd.DataFrame({c: pd.Series(dtype=float) for c in ["x0", "y0", "x1", "y1"]}).assign(
-                description=pd.Series(dtype=str), colour=pd.Series(dtype=str), span=pd.Series(dtype=str)
-            )
-            if axis == "date":
-                empty[["x0", "x1"]] = empty[["x0", "x1"]].astype("datetime64[ns]")
-            return hv.Rectangles(
-                empty.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name}),
-                dims,
-                ["description", "colour", "span"],
-            )  # nothing drawn: no options needed
-        x0, x1 = self._span_ends(story, axis)
-        data = pd.DataFrame(
-            {
-                "x0": x0,
-                "y0": lo,
-                "x1": x1,
-                "y1": hi,
-                "description": "Rupture span ("
-                + frame["status"].map(
-                    {"repaired": "repaired", "unrepaired": "not repaired", "open": "still open"}
-                )
-                + "): "
-                + frame["description"],
-                "colour": frame["status"].map(REPAIR_COLOURS),
-                "span": "rupture " + frame["status"],
-            }
-        )
-        data = data.rename(columns={"x0": _xcol(axis), "y0": ALLIANCE.name})
-        return self._styled(
-            hv.Rectangles(data, dims, ["description", "colour", "span"]),
-            "rupture spans",
-            color="colour",
-            alpha=0.15,
-            line_alpha=0,
-            tools=["hover"],
-            hover_tooltips=[("", "@description")],
-        )
 
     @staticmethod
     def _last_rating(story, axis):
@@ -418,205 +545,14 @@ class ChartLayers:
                 x1 = x1.where(~open_, x0.clip(lower=last))
         return x0, x1
 
-    def _alliance_cutoff(self, story, axis):
-        return self._cutoff(story, "alliance")
-
-    def _alliance_line(self, story, axis):
-        frame = story.alliance.dropna(subset=["score"]) if story else None
-        return self._curve(
-            "alliance",
-            frame,
-            axis,
-            ALLIANCE,
-            "score",
-            color=style.CONSTRUCT_COLOURS["alliance"],
-            line_width=2,
-        )
-
-    def _points(self, key, frame, axis, y, colour_col, marker, size, **opts):
-        if axis == "date" and len(frame):
-            frame = frame.dropna(subset=["session_date"])
-        data = pd.DataFrame(
-            {
-                _xcol(axis): self._x(frame, axis) if len(frame) else pd.Series(dtype=float),
-                y.name: frame["score"] if len(frame) else pd.Series(dtype=float),
-                "description": frame["description"] if len(frame) else pd.Series(dtype=str),
-                "colour": frame[colour_col] if len(frame) else pd.Series(dtype=str),
-            }
-        )
-        return self._styled(
-            hv.Scatter(data, X[axis], [y, "description", "colour"]),
-            key,
-            color="colour",
-            marker=marker,
-            size=size,
-            tools=["hover"],
-            hover_tooltips=[("", "@description")],
-            **opts,
-        )
-
-    def _alliance_points(self, story, axis):
-        frame = story.alliance.dropna(subset=["score"]) if story else pd.DataFrame()
-        if len(frame):
-            below = frame["clinical"].fillna(False).astype(bool)
-            frame = frame.assign(
-                colour=np.where(below, style.STATUS_COLOURS["yellow"], style.CONSTRUCT_COLOURS["alliance"])
-            )
-        ylabel = (
-            f"{story.alliance['instrument'].iloc[0]} (alliance)"
-            if story and len(story.alliance)
-            else "Alliance"
-        )
-        return self._points(
-            ("alliance points", ylabel),
-            frame,
-            axis,
-            ALLIANCE,
-            "colour",
-            "circle",
-            10,
-            line_color="white",
-            ylabel=ylabel,
-        )
-
-    def _dips(self, story, axis):
-        frame = story.dips if story else pd.DataFrame()
-        if len(frame):
-            frame = frame.assign(
-                colour="#999999", score=frame["score"] - 0.8
-            )  # just under the point, quietly
-        return self._points("dips", frame, axis, ALLIANCE, "colour", "inverted_triangle", 6, alpha=0.6)
-
-    def _rupture_marks(self, story, axis):
-        frame = story.ruptures if story else pd.DataFrame()
-        if len(frame):
-            frame = frame.assign(
-                colour=frame["status"].map(REPAIR_COLOURS),
-                session_date=frame["date0"],
-                description="Rupture: " + frame["description"],
-            )
-        return self._points("rupture marks", frame, axis, ALLIANCE, "colour", "x", 18, line_width=3)
-
-    # -- items ------------------------------------------------------------------------------------------
-    def _items_frame(self, story, axis):
-        frame = story.items if story else pd.DataFrame()
-        if axis == "date" and len(frame):
-            frame = frame.dropna(subset=["session_date"])
-        return frame
-
-    def _item_lines_frame(self, story, axis):
-        frame = self._items_frame(story, axis)
-        y = hv.Dimension("item_score", label="Item or subscale")
-        if frame.empty:
-            empty = pd.DataFrame({_xcol(axis): pd.Series(dtype=float), y.name: pd.Series(dtype=float)})
-            curves = {"none": hv.Curve(empty, X[axis], y)}
-        else:
-            curves = {
-                label: hv.Curve(
-                    pd.DataFrame({_xcol(axis): self._x(sub, axis), y.name: sub["score"]}),
-                    X[axis],
-                    y,
-                )
-                for label, sub in frame.groupby("label", sort=False)
-            }
-        overlay = self._styled(
-            hv.NdOverlay(curves, kdims="item"),
-            ("item lines", axis),
-            hv.opts.NdOverlay(
-                responsive=True,
-                height=220,
-                show_legend=True,
-                legend_position="right",
-                hooks=[partial(self._finish_figure, axis=axis)],
-            ),
-            hv.opts.Curve(tools=["hover"]),
-        )
-        for curve in overlay:  # the template's option tree holds the Curve options too
-            curve.id = overlay.id
-        return overlay
-
-    def _item_heat_frame(self, story, axis):
-        frame = self._items_frame(story, axis)
-        z = hv.Dimension("item_score", label="Score")
-        if frame.empty:
-            data = pd.DataFrame(
-                {
-                    _xcol(axis): pd.Series(dtype=float),
-                    "label": pd.Series(dtype=str),
-                    z.name: pd.Series(dtype=float),
-                }
-            )
-        else:
-            data = pd.DataFrame(
-                {_xcol(axis): self._x(frame, axis), "label": frame["label"], z.name: frame["score"]}
-            )
-        return self._styled(
-            hv.HeatMap(data, [X[axis], "label"], z),
-            ("item heat", axis),
-            cmap="Purples_r",
-            colorbar=True,
-            tools=["hover"],
-            responsive=True,
-            height=170,
-            ylabel="",
-            hooks=[partial(self._finish_figure, axis=axis)],
-        )
-
-    # -- events -----------------------------------------------------------------------------------------
-    def _events(self, story, axis):
-        frame = story.events if story else pd.DataFrame()
-        if axis == "date" and len(frame):
-            frame = frame.dropna(subset=["session_date"])
-        row = hv.Dimension("row", label=" ", values=EVENT_ROWS)
-        if frame is None or frame.empty:
-            data = pd.DataFrame(
-                {
-                    _xcol(axis): pd.Series(dtype=float),
-                    "row": pd.Series(dtype=str),
-                    "description": pd.Series(dtype=str),
-                    "colour": pd.Series(dtype=str),
-                    "marker": pd.Series(dtype=str),
-                }
-            )
-        else:
-            data = pd.DataFrame(
-                {
-                    _xcol(axis): self._x(frame, axis),
-                    "row": frame["row"],
-                    "description": frame["description"],
-                    "colour": frame["kind"].map(lambda k: EVENT_STYLE[k][0]),
-                    "marker": frame["kind"].map(lambda k: EVENT_STYLE[k][1]),
-                }
-            )
-        return self._styled(
-            hv.Scatter(data, X[axis], [row, "description", "colour", "marker"]),
-            ("events", axis, self._printed),
-            color="colour",
-            marker="marker",
-            size=11,
-            tools=["hover"],
-            hover_tooltips=[("", "@description")],
-            responsive=True,
-            height=130,
-            framewise=True,
-            yticks=None,
-            xaxis="bottom",
-            show_grid=True,
-            padding=0.2,
-            invert_yaxis=False,
-            hooks=[partial(self._finish_figure, axis=axis)],
-            **({"default_tools": [], "active_tools": []} if self._printed else {}),
-        )
-
 
 class ClientCharts(ChartLayers, Viewer):
     """Outcome, alliance, optional items, and the events strip, sharing the horizontal axis.
 
-    Each chart is one ``hv.DynamicMap`` that draws all its layers from the episode story, and every chart is
-    fed by one ``hv.streams.Pipe``: a new story is one refresh per chart, patching the existing Bokeh plots.
-    With ``follow`` (the default) the charts redraw when the selection's story changes; a page that swaps
-    several views together sets ``follow=False`` and calls :meth:`show` inside its own ``pn.io.hold()``.
-    Each figure carries the episode it draws in its Bokeh ``tags`` (``episode:<id>``).
+    The figures are made once for the selection's axis and breakdown; a new story replaces their sources'
+    data in one batch. With ``follow`` (the default) the charts redraw when the selection's story changes; a
+    page that swaps several views together sets ``follow=False`` and calls :meth:`show` inside its own
+    ``pn.io.hold()``. Each figure carries the episode it draws in its Bokeh ``tags`` (``episode:<id>``).
     """
 
     selection = param.ClassSelector(class_=ClientSelection)
@@ -625,56 +561,33 @@ class ClientCharts(ChartLayers, Viewer):
     def __init__(self, **params):
         Viewer.__init__(self, **params)
         ChartLayers.__init__(self)
-        self._story = self.selection.story  # the story shown (sent to the pipe)
-        self._drawn = self._story
-        self._pipe = hv.streams.Pipe(data=self._story)
-        self._pane = pn.pane.HoloViews(self._layout(), sizing_mode="stretch_width", name="client-charts")
+        self._story = self.selection.story  # the story shown
+        # A new pane for each new set of figures: a Bokeh pane keeps the height of the grid it was laid out
+        # with, so an item breakdown would run over what follows.
+        self._pane = pn.Column(sizing_mode="stretch_width", margin=0)
+        self._pane.objects = [self._bokeh_pane()]
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
         if self.follow:
             self.selection.param.watch(lambda event: self.show(event.new), ["story"])
 
     def show(self, story) -> None:
-        """Draw ``story`` on every chart: one event on the charts' stream, one refresh per chart."""
+        """Draw ``story`` on every chart: one batch of source data, ranges and labels."""
         self._story = story
-        # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
+        # freeze: Bokeh recomputes the document's model graph once, not after each change.
         with pn.io.hold(freeze=True):
-            self._pipe.event(data=story)
+            self._draw(story)
 
-    # -- composition ------------------------------------------------------------------------------------
-    @property
-    def layout(self) -> hv.Layout:
-        return self._pane.object
-
-    def _layout(self) -> hv.Layout:
-        """The charts for the current axis and breakdown (built when either changes; rendered anew)."""
-        axis, breakdown = self.selection.x_axis, self.selection.breakdown
-        # A fresh stream per layout: a plot of a layout no longer shown never hears of a new story.
-        self._pipe = hv.streams.Pipe(data=self._story)
-        panels = [
-            self._chart(self._outcome_overlay, axis),
-            self._chart(self._alliance_overlay, axis),
-        ]
-        if breakdown == "items as lines":
-            panels.append(self._item_lines(axis))
-        elif breakdown == "items as heat strip":
-            panels.append(self._item_heat(axis))
-        panels.append(self._events_strip(axis))
-        layout = hv.Layout(panels).cols(1).opts(shared_axes=True, merge_tools=True)
-        for chart in layout:
-            chart.id = None  # .opts gave the charts the Layout's option id too: no options to apply per frame
-        return layout
+    def _bokeh_pane(self):
+        grid = self._make(self.selection.x_axis, self.selection.breakdown)
+        self._draw(self._story)
+        if isinstance(getattr(self, "_pane", None), pn.Column):
+            self._pane.min_height = grid.min_height
+        return pn.pane.Bokeh(
+            grid, min_height=grid.min_height, sizing_mode="stretch_width", name="client-charts"
+        )
 
     def _update_layout(self, *events):
-        self._pane.object = self._layout()
-
-    def _item_lines(self, axis):
-        return self._chart(self._item_lines_frame, axis)
-
-    def _item_heat(self, axis):
-        return self._chart(self._item_heat_frame, axis)
-
-    def _events_strip(self, axis: str):
-        return self._chart(self._events, axis)
+        self._pane.objects = [self._bokeh_pane()]
 
     def __panel__(self):
         return self._pane
@@ -684,46 +597,17 @@ class PrintedCharts(ChartLayers):
     """The client charts for print (the meeting pack): outcome, alliance and the events strip of one story
     at a time, with no toolbar and nothing to pan or zoom (hover stays).
 
-    Drawn once, then patched with each next story, as the client page patches its plots when another client
-    is chosen (one refresh per chart, none of the plot set-up again): :meth:`draw` returns the same Bokeh grid
-    each time, showing the story given — serialize it before drawing the next. Every chart of a story is on
-    that story's own axes: the outcome and alliance on their instruments' scales, the sessions of that
-    episode (the figures' ``tags`` name the episode drawn, as on the client page).
+    Made once, then drawn with each next story as the client page draws another client: :meth:`draw` returns
+    the same Bokeh grid each time, showing the story given — serialize it before drawing the next. Every
+    chart of a story is on that story's own axes: the outcome and alliance on their instruments' scales, the
+    sessions of that episode.
     """
 
     def __init__(self, axis: str = "session"):
-        super().__init__()
-        self._printed = True
-        self._axis = axis
-        self._pipe = hv.streams.Pipe(data=None)
-        self._plot = None
+        super().__init__(printed=True)
+        self._make(axis)
 
     def draw(self, story):
         """The Bokeh grid (``GridPlot``) drawing ``story``."""
-        if self._plot is None:
-            self._pipe = hv.streams.Pipe(data=story)
-            axis = self._axis
-            layout = hv.Layout(
-                [
-                    self._chart(self._outcome_overlay, axis),
-                    self._chart(self._alliance_overlay, axis),
-                    self._chart(self._events, axis),
-                ]
-            ).cols(1)
-            layout = layout.opts(shared_axes=True, merge_tools=False, toolbar=None)
-            for chart in layout:
-                chart.id = None  # as on the page: the frames carry their own options
-            # On its own document: HoloViews' Bokeh renderer would attach the plot to ``curdoc()``, which on a
-            # threaded server is process-wide and may be another session's, destroyed when its tab closed.
-            renderer = hv.renderer("bokeh")
-            self._plot = super(type(renderer), renderer).get_plot(layout)
-            self._plot.document = Document(theme=renderer.theme or default_theme)
-            grid = self._plot.state
-            grid.toolbar_location = None
-            for figure in grid.select({"type": Plot}):
-                figure.toolbar_location = None
-                hover = [t for t in figure.toolbar.tools if isinstance(t, HoverTool)]
-                figure.toolbar.update(tools=hover, active_drag=None, active_scroll=None, active_tap=None)
-        else:
-            self._pipe.event(data=story)
-        return self._plot.state
+        self._draw(story)
+        return self._grid

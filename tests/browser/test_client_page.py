@@ -192,3 +192,35 @@ def test_missing_database_shows_a_message_in_the_browser(page: Page, tmp_path):
         assert red > green, f"the problem is not shown in an error colour: {colour}"
     finally:
         server.stop()
+
+
+def test_an_item_breakdown_adds_a_chart_that_nothing_is_drawn_over(page: Page, served):
+    """The item heat strip and the item lines each add a fourth chart: the charts grow to hold it (they were
+    once squeezed to the window, the events strip drawn over the methods below), every figure keeps its
+    height, and the heat strip names the items it draws."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    open_page(page, f"{served.url}/client")
+    heights = page.evaluate(
+        "() => [...Bokeh.index.all_views()].filter((v) => v.model.type === 'Figure')"
+        ".map((v) => Math.round(v.el.getBoundingClientRect().height))"
+    )
+    for option in ("items as heat strip", "items as lines"):
+        page.get_by_role("combobox", name="Alliance breakdown").click()
+        page.get_by_role("menuitem", name=option, exact=True).click()
+        expect(page.locator(".bk-Figure")).to_have_count(4, timeout=TIMEOUT)
+        page.wait_for_function(FIGURES_DRAWN, arg=4, timeout=TIMEOUT)
+        page.evaluate(NEXT_FRAME)
+        bottom = page.evaluate(
+            "() => Math.max(...[...Bokeh.index.all_views()].filter((v) => v.model.type === 'Figure')"
+            ".map((v) => v.el.getBoundingClientRect().bottom))"
+        )
+        methods = page.get_by_text(re.compile(r"^reliable change:")).bounding_box()
+        assert methods["y"] >= bottom - 1, (option, bottom, methods)  # the last chart ends above the methods
+        now = page.evaluate(
+            "() => [...Bokeh.index.all_views()].filter((v) => v.model.type === 'Figure')"
+            ".map((v) => Math.round(v.el.getBoundingClientRect().height))"
+        )
+        assert now[:2] == heights[:2] and now[-1] == heights[-1], (option, heights, now)
+        labels = drawn(page, "label")
+        if option == "items as heat strip":
+            assert labels, "the heat strip draws no item"

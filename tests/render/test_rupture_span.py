@@ -5,7 +5,6 @@ at its repair."""
 from __future__ import annotations
 
 import duckdb
-import holoviews as hv
 import pandas as pd
 import pytest
 from bokeh.models import Quad
@@ -45,7 +44,7 @@ def _last_rating(demo_db, episode_id: str, instruments: list[str]) -> tuple[int,
 
 def _spans(charts: ClientCharts) -> pd.DataFrame:
     """The rupture spans drawn on the alliance chart: left, right, status."""
-    grid = hv.render(charts.layout, backend="bokeh")
+    grid = charts.grid
     alliance = sorted(grid.children, key=lambda c: c[1])[1][0]
     (renderer,) = [r for r in alliance.renderers if isinstance(getattr(r, "glyph", None), Quad)]
     glyph, data = renderer.glyph, renderer.data_source.data

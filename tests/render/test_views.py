@@ -3,7 +3,6 @@ every chart has clinical hover text, and choosing another episode patches the sa
 build per choice, the old episode kept whole under the loading indicator until everything swaps together, and
 the charts spanning the new episode as on a freshly opened page."""
 
-import holoviews as hv
 import panel as pn
 import pytest
 from bokeh.models import DatetimeAxis, HoverTool, Plot
@@ -29,13 +28,14 @@ def client(demo_db):
 
 def _figures(client):
     """The Bokeh figures of the client charts, top to bottom."""
-    grid = hv.render(client.charts.layout, backend="bokeh")
+    grid = client.charts.grid
     return [child[0] for child in sorted(grid.children, key=lambda c: c[1])]
 
 
-def _outcome_points(client):
-    overlay = client.charts.layout.DynamicMap.I[()]  # the outcome panel
-    return overlay.Scatter.I
+def _outcome_points(client) -> dict:
+    """The data of the outcome chart's points (the source with each score's status)."""
+    (points,) = [r for r in _figures(client)[0].renderers if "status" in r.data_source.data]
+    return points.data_source.data
 
 
 def test_panels_share_the_session_axis(client):
@@ -72,7 +72,7 @@ def test_cutoff_and_bands_follow_the_registry_and_the_metrics(client):
 
 
 def test_choosing_another_client_patches_the_same_plots(client):
-    layout = client.charts.layout
+    grid, figures = client.charts.grid, _figures(client)
     sel = client.selection
     first, before = sel.episode, sel.story.outcome["score"].tolist()
     for other in [c for c in sel.param.client.objects if c != sel.client]:
@@ -81,8 +81,8 @@ def test_choosing_another_client_patches_the_same_plots(client):
             break
     assert sel.episode != first and sel.episode_info["client_id"] == other
     assert sel.story.outcome["score"].tolist() != before
-    assert client.charts.layout is layout  # the same DynamicMaps, re-evaluated, not a new page
-    shown = list(_outcome_points(client).dimension_values("outcome_score"))
+    assert client.charts.grid is grid and _figures(client) == figures  # the same figures, new data
+    shown = list(_outcome_points(client)["outcome_score"])
     assert shown == sel.story.outcome.dropna(subset=["score"])["score"].tolist()
 
 
@@ -126,21 +126,21 @@ def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     sel.client = "X-ONE"
     assert any("single rating" in n for n in sel.notes)
     assert "a single rating: no change yet" in p.summary.object
-    hv.render(p.charts.layout, backend="bokeh")
+    assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
     sel.client = "X-NOALL"
     assert any(n.startswith("No alliance measure") for n in sel.notes)
     assert sel.story.alliance.empty and not sel.story.outcome.empty
-    hv.render(p.charts.layout, backend="bokeh")
+    assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
     sel.client = "X-GAPS"
     assert "ORS not rated at sessions 2, 3." in sel.notes
     assert set(sel.story.events.query("kind == 'missing'")["session_number"]) == {2.0, 3.0}
     sel.x_axis = "date"  # session 3 has no date: it is left out of the date axis, not an error
-    hv.render(p.charts.layout, backend="bokeh")
+    assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
     sel.x_axis = "session"
     sel.clinician = "CL91"
     assert sel.client == "X-ONLYALL"
     assert any(n.startswith("No outcome measure") for n in sel.notes)
-    hv.render(p.charts.layout, backend="bokeh")
+    assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
 
 
 # -- one story build per interaction, and one swap of everything ------------------------------------------------
