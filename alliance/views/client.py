@@ -122,6 +122,10 @@ class ChartLayers:
             y_axis_label=ylabel,
             **kwargs,
         )
+        # The same look on the page (themed by Panel) and in the pack (Bokeh's defaults): upright labels, no
+        # minor ticks.
+        fig.axis.axis_label_text_font_style = "normal"
+        fig.axis.minor_tick_line_color = None
         if self._axis == "session":  # sessions are whole numbers
             ticker = BasicTicker(min_interval=1, desired_num_ticks=10)
             fig.xaxis.ticker = ticker
