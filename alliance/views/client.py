@@ -10,6 +10,8 @@ it. The meeting pack draws the same charts without toolbars (``PrintedCharts``).
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pandas as pd
 import panel as pn
@@ -572,7 +574,10 @@ class ClientCharts(ChartLayers, Viewer):
         self._pane.objects = [self._bokeh_pane()]
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
         if self.follow:
-            self.selection.param.watch(lambda event: self.show(event.new), ["story"])
+            # Bokeh's own models change on the event loop (a served session's callbacks may run on a thread).
+            self.selection.param.watch(
+                lambda event: pn.state.execute(partial(self.show, event.new)), ["story"]
+            )
 
     def show(self, story) -> None:
         """Draw ``story`` on every chart: one batch of source data, ranges and labels."""

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
 import param
+from bokeh.core.properties import field
+from bokeh.models import ColumnDataSource, HoverTool, Range1d, Span
+from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from alliance import style
@@ -130,21 +132,63 @@ class ComparisonTable(Viewer):
 
 class FunnelPlot(Viewer):
     """Rate or effect size against closed episodes, with 95 % and 99.8 % limits around the service value
-    (Spiegelhalter 2005)."""
+    (Spiegelhalter 2005).
+
+    Drawn with Bokeh's own glyphs on one figure whose data sources, axis label and range are replaced when
+    the comparison or the measure changes (a few thousand clinicians are one scatter, not a HoloViews
+    element re-rendered per change)."""
 
     state = param.ClassSelector(class_=ComparisonState)
 
+    POINT_COLUMNS = [
+        "n",
+        "value",
+        "clinician_id",
+        "position",
+        "verdict",
+        "colour",
+        "marker",
+        "outline",
+        "label",
+    ]
+
     def __init__(self, **params):
         super().__init__(**params)
-        revision, measure = self.state.param.revision, self.state.param.measure
-        self.plot = (
-            hv.DynamicMap(pn.bind(self._limits, revision, measure, 0.998, "dotted"))
-            * hv.DynamicMap(pn.bind(self._limits, revision, measure, 0.95, "dashed"))
-            * hv.DynamicMap(pn.bind(self._target, revision, measure))
-            * hv.DynamicMap(pn.bind(self._points, revision, measure))
-        ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
+        self.sources = {
+            0.998: ColumnDataSource({"xs": [], "ys": []}),
+            0.95: ColumnDataSource({"xs": [], "ys": []}),
+            "points": ColumnDataSource({c: [] for c in self.POINT_COLUMNS}),
+        }
+        fig = figure(
+            height=380,
+            sizing_mode="stretch_width",
+            x_axis_label="Closed episodes",
+            y_axis_label=MEASURES[self.state.measure],
+            y_range=Range1d(0, 1),
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            toolbar_location="right",
+        )
+        for level, dash in ((0.998, "dotted"), (0.95, "dashed")):
+            fig.multi_line(
+                "xs", "ys", source=self.sources[level], color="#555555", line_dash=dash, line_width=1.2
+            )
+        self.target = Span(dimension="width", location=0, line_color=style.BAND_COLOUR, line_width=2)
+        fig.add_layout(self.target)
+        points = fig.scatter(
+            "n",
+            "value",
+            source=self.sources["points"],
+            marker=field("marker"),
+            fill_color=field("colour"),
+            line_color=field("outline"),
+            size=11,
+        )
+        fig.add_tools(HoverTool(renderers=[points], tooltips=[("", "@label")]))
+        self.figure = fig
+        self._draw()
+        self.state.param.watch(self._draw, ["revision", "measure"])
 
-    def _data(self, revision, measure):
+    def _data(self, measure):
         frames = self.state.frames
         t = frames.get("table")
         if t is None or t.empty:
@@ -164,45 +208,28 @@ class FunnelPlot(Viewer):
         d = t.dropna(subset=[measure]).assign(value=lambda x: x[measure], n=lambda x: x[f"{m}_n"])
         return d, target, None
 
-    def _limits(self, revision, measure, level, dash):
-        d, target, sd = self._data(revision, measure)
-        n_dim, v_dim = (
-            hv.Dimension("n", label="Closed episodes"),
-            hv.Dimension("value", label=MEASURES[measure]),
-        )
+    def limits(self, measure: str, level: float) -> dict:
+        """The lower and upper limit lines at ``level`` (two lines of a multi-line)."""
+        d, target, sd = self._data(measure)
         if d is None or d.empty:
-            return hv.Path([], [n_dim, v_dim])
+            return {"xs": [], "ys": []}
         grid = funnel_n_grid(int(max(d["n"].max(), 10)), n_min=2)
         lim = (
             funnel_limits_mean(grid, target, sd, levels=(level,))
             if sd is not None
             else funnel_limits(grid, target, levels=(level,))
         )
-        return hv.Path(
-            [
-                {"n": lim["n"].to_numpy(float), "value": lim["lower"].to_numpy(float)},
-                {"n": lim["n"].to_numpy(float), "value": lim["upper"].to_numpy(float)},
-            ],
-            [n_dim, v_dim],
-        ).opts(color="#555555", line_dash=dash, line_width=1.2)
+        n = lim["n"].to_numpy(float)
+        return {"xs": [n, n], "ys": [lim["lower"].to_numpy(float), lim["upper"].to_numpy(float)]}
 
-    def _target(self, revision, measure):
-        d, target, _ = self._data(revision, measure)
-        return hv.HLine(np.nan if target is None else target).opts(color=style.BAND_COLOUR, line_width=2)
-
-    def _points(self, revision, measure):
-        d, target, sd = self._data(revision, measure)
-        n_dim, v_dim = (
-            hv.Dimension("n", label="Closed episodes"),
-            hv.Dimension("value", label=MEASURES[measure]),
-        )
-        vdims = [v_dim, "clinician_id", "position", "verdict", "colour", "marker", "outline", "label"]
+    def points(self, measure: str) -> pd.DataFrame:
+        """One row per clinician: n, value, funnel position, verdict, colour, marker, outline and hover label;
+        ``attrs["ylim"]`` is the value axis for the measure (rates within 0–1, effect sizes their own)."""
+        d, target, sd = self._data(measure)
         if d is None or d.empty:
-            return hv.Scatter(
-                pd.DataFrame({c: [] for c in ["n", "value", *vdims[1:]]}),
-                n_dim,
-                vdims,
-            )
+            out = pd.DataFrame({c: [] for c in self.POINT_COLUMNS})
+            out.attrs["ylim"] = (-1.0, 1.0) if measure == "es" else (0.0, 1.0)
+            return out
         pos = funnel_position(d["value"], d["n"], target=target, sd=sd).astype(str)
         verdict = funnel_verdict(pos, measure)
         colour = np.where(d["eligible"], verdict.map(lambda v: VERDICT_STYLE[v][0]), "#c8c8c8")
@@ -227,39 +254,74 @@ class FunnelPlot(Viewer):
                     )
                 ],
             }
-        )
+        ).reset_index(drop=True)
         # The axis follows the measure shown (rates 0–1, effect sizes their own range) and the limits.
         values = [data["value"].min(), data["value"].max(), target]
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         pad = 0.08 * (hi - lo or 1.0)
-        ylim = (lo - pad, hi + pad) if measure == "es" else (max(0.0, lo - pad), min(1.0, hi + pad))
-        return hv.Scatter(data, n_dim, vdims).opts(
-            ylim=ylim,
-            color="colour",
-            marker="marker",
-            size=11,
-            line_color="outline",
-            tools=["hover"],
-            hover_tooltips=[("", "@label")],
+        data.attrs["ylim"] = (
+            (lo - pad, hi + pad) if measure == "es" else (max(0.0, lo - pad), min(1.0, hi + pad))
         )
+        data.attrs["target"] = target
+        return data
+
+    def _draw(self, *events) -> None:
+        measure = self.state.measure
+        points = self.points(measure)
+        limits = {level: self.limits(measure, level) for level in (0.998, 0.95)}
+        target = points.attrs.get("target")
+        (y0, y1) = points.attrs["ylim"]
+
+        def apply():
+            for level, data in limits.items():
+                self.sources[level].data = data
+            self.sources["points"].data = {c: points[c].to_numpy() for c in self.POINT_COLUMNS}
+            self.target.update(location=0 if target is None else target, visible=target is not None)
+            self.figure.y_range.update(start=y0, end=y1, reset_start=y0, reset_end=y1)
+            self.figure.yaxis.axis_label = MEASURES[measure]
+
+        # Bokeh's own models: changed on the event loop, under the document's lock (see CaseloadPicture).
+        pn.state.execute(apply)
 
     def __panel__(self):
-        return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="funnel")
+        return pn.pane.Bokeh(self.figure, sizing_mode="stretch_width", name="funnel")
 
 
 class CaterpillarPlot(Viewer):
-    """Empirical-Bayes (shrunken) mean improvement per clinician with 95 % intervals, and the ICC."""
+    """Empirical-Bayes (shrunken) mean improvement per clinician with 95 % intervals, and the ICC; drawn with
+    Bokeh's own glyphs whose sources are replaced when the comparison changes."""
 
     state = param.ClassSelector(class_=ComparisonState)
 
+    TITLE = "Shrunken mean improvement"
+
     def __init__(self, **params):
         super().__init__(**params)
-        self.plot = (
-            hv.DynamicMap(pn.bind(self._intervals, self.state.param.revision))
-            * hv.DynamicMap(pn.bind(self._points, self.state.param.revision))
-        ).opts(hv.opts.Overlay(responsive=True, height=380, framewise=True, show_legend=False))
+        self.sources = {
+            "intervals": ColumnDataSource({"order": [], "low": [], "high": []}),
+            "points": ColumnDataSource({"order": [], "eb": [], "label": []}),
+        }
+        fig = figure(
+            height=380,
+            sizing_mode="stretch_width",
+            title=self.TITLE,
+            x_axis_label="Clinicians, ordered",
+            y_axis_label="Improvement",
+            tools="pan,wheel_zoom,box_zoom,reset,save",
+            toolbar_location="right",
+        )
+        src = self.sources
+        fig.segment("order", "low", "order", "high", source=src["intervals"], color="#888888", line_width=2)
+        points = fig.scatter(
+            "order", "eb", source=src["points"], color=style.CONSTRUCT_COLOURS["outcome"], size=8
+        )
+        fig.add_tools(HoverTool(renderers=[points], tooltips=[("", "@label")]))
+        self.figure = fig
+        self._draw()
+        self.state.param.watch(self._draw, ["revision"])
 
-    def _table(self):
+    def table(self):
+        """The shrunken estimates in order (with ``order``), and the fit; (None, None) without one."""
         fit = self.state.frames.get("shrink")
         if fit is None or fit.table.empty or fit.table["eb_estimate"].isna().all():
             return None, None
@@ -268,40 +330,42 @@ class CaterpillarPlot(Viewer):
         t["order"] = np.arange(len(t), dtype=float)
         return t, fit
 
-    def _intervals(self, revision):
-        t, fit = self._table()
-        dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
+    def _draw(self, *events) -> None:
+        t, fit = self.table()
         if t is None:
-            return hv.Segments(
-                pd.DataFrame({"order": [], "eb": [], "x1": [], "y1": []}, dtype=float),
-                [dims[0], dims[1], "x1", "y1"],
-            )
-        data = pd.DataFrame({"order": t["order"], "eb": t["low"], "x1": t["order"], "y1": t["high"]})
-        return hv.Segments(data, [dims[0], dims[1], "x1", "y1"]).opts(color="#888888", line_width=2)
+            intervals = {"order": [], "low": [], "high": []}
+            points = {"order": [], "eb": [], "label": []}
+            title = self.TITLE
+        else:
+            intervals = {c: t[c].to_numpy(float) for c in ("order", "low", "high")}
+            points = {
+                "order": t["order"].to_numpy(float),
+                "eb": t["eb_estimate"].to_numpy(float),
+                "label": [
+                    f"{c}: shrunken mean improvement {e:.1f} (95 % interval {lo:.1f} to {hi:.1f}), "
+                    f"raw {r:.1f}, n = {int(n)}"
+                    for c, e, lo, hi, r, n in zip(
+                        t["clinician_id"],
+                        t["eb_estimate"],
+                        t["low"],
+                        t["high"],
+                        t["raw_mean"],
+                        t["n"],
+                        strict=True,
+                    )
+                ],
+            }
+            title = f"{self.TITLE} · therapist-effect ICC {fit.icc:.1%}"
 
-    def _points(self, revision):
-        t, fit = self._table()
-        dims = [hv.Dimension("order", label="Clinicians, ordered"), hv.Dimension("eb", label="Improvement")]
-        if t is None:
-            return hv.Scatter(pd.DataFrame({"order": [], "eb": [], "label": []}), dims[0], [dims[1], "label"])
-        label = [
-            f"{c}: shrunken mean improvement {e:.1f} (95 % interval {lo:.1f} to {hi:.1f}), raw {r:.1f}, "
-            f"n = {int(n)}"
-            for c, e, lo, hi, r, n in zip(
-                t["clinician_id"], t["eb_estimate"], t["low"], t["high"], t["raw_mean"], t["n"], strict=True
-            )
-        ]
-        data = pd.DataFrame({"order": t["order"], "eb": t["eb_estimate"], "label": label})
-        return hv.Scatter(data, dims[0], [dims[1], "label"]).opts(
-            color=style.CONSTRUCT_COLOURS["outcome"],
-            size=8,
-            tools=["hover"],
-            hover_tooltips=[("", "@label")],
-            title=f"Shrunken mean improvement · therapist-effect ICC {fit.icc:.1%}",
-        )
+        def apply():
+            self.sources["intervals"].data = intervals
+            self.sources["points"].data = points
+            self.figure.title.text = title
+
+        pn.state.execute(apply)  # Bokeh's own models: on the event loop (see CaseloadPicture)
 
     def __panel__(self):
-        return pn.pane.HoloViews(self.plot, sizing_mode="stretch_width", name="caterpillar")
+        return pn.pane.Bokeh(self.figure, sizing_mode="stretch_width", name="caterpillar")
 
 
 def _day(d) -> str:

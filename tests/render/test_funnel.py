@@ -41,7 +41,7 @@ def funnel(demo_db):
 
 def points(funnel: FunnelPlot, measure: str) -> pd.DataFrame:
     funnel.state.measure = measure
-    return funnel._points(funnel.state.revision, measure).data.set_index("clinician_id")
+    return funnel.points(measure).set_index("clinician_id")
 
 
 def test_direction_of_better():
@@ -87,13 +87,16 @@ def test_planted_clinicians_red_and_green_on_improvement(funnel, planted):
 
 
 def test_the_axis_follows_the_measure(funnel):
+    """The value axis drawn is the measure's: effect sizes their own range, rates within 0–1."""
     funnel.state.measure = "es"
-    es = funnel._points(funnel.state.revision, "es")
-    low, high = es.opts.get().kwargs["ylim"]
-    values = es.data["value"]
+    values = funnel.points("es")["value"]
+    low, high = funnel.figure.y_range.start, funnel.figure.y_range.end
     assert low <= values.min() and high >= values.max()
     assert high > 1.0 or low < 0.0 or values.max() - values.min() < 1.0
+    assert funnel.figure.yaxis[0].axis_label == MEASURES["es"]
+    drawn = funnel.sources["points"].data
+    assert list(drawn["value"]) == list(values)  # what is drawn is the effect sizes
     funnel.state.measure = "dropout_rate"
-    rate = funnel._points(funnel.state.revision, "dropout_rate")
-    low, high = rate.opts.get().kwargs["ylim"]
+    low, high = funnel.figure.y_range.start, funnel.figure.y_range.end
     assert 0.0 <= low and high <= 1.0
+    assert funnel.figure.yaxis[0].axis_label == MEASURES["dropout_rate"]
