@@ -32,7 +32,7 @@ from bokeh.resources import Resources
 from bokeh.util.serialization import make_globally_unique_id
 from markdown_it import MarkdownIt
 
-from alliance import audit, style
+from alliance import audit
 from alliance.agenda import meeting_agenda, team_clinicians
 from alliance.flags import legend as reason_legend
 from alliance.inert import html_text
@@ -202,7 +202,6 @@ def build_pack(
     """
     from alliance.views.client import PrintedCharts
 
-    style.apply_defaults()
     metrics = service_metrics(service).for_scope(service)
     if agenda is None:
         team = team_clinicians(service, supervisor_id)

@@ -364,7 +364,6 @@ def build_page(page_class: type[Viewer], path=None, scope: Scope | None = None, 
 
     Without ``scope`` (a served page) the scope is the viewer's (``viewer_scope``): a refusal is returned
     before the database is read."""
-    style.apply_defaults()
     if scope is None:
         scope = viewer_scope(page_class.__name__.removesuffix("Page").lower(), path)
         if isinstance(scope, ProblemView):

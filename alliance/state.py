@@ -328,8 +328,8 @@ class ComparisonState(param.Parameterized):
         doc="What the funnel plot shows.",
     )
     frames = param.Dict(default={})
-    #: Counts updates of ``frames``: plots bind to it, so HoloViews keys its cache on a number instead of
-    #: hashing the frames (deep-hashing the service's episodes took seconds).
+    #: Counts updates of ``frames``: the plots watch it (a number, where comparing or hashing the frames
+    #: themselves took seconds).
     revision = param.Integer(default=0)
 
     def __init__(self, store, prefer: str | None = None, **params):

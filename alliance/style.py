@@ -1,12 +1,10 @@
 """Styling in one place: status colours (colour-blind safe, always paired with a shape or text),
-the instrument palette and HoloViews defaults."""
+the instrument palette, and the HoloViews defaults of the validation report (the pages draw with Bokeh's own
+glyphs and never import HoloViews)."""
 
 from __future__ import annotations
 
 import functools
-
-import holoviews as hv
-import holoviews.plotting.bokeh  # noqa: F401 — registers the Bokeh backend (no notebook output)
 
 # Okabe–Ito colours: distinguishable with the common colour-vision deficiencies.
 STATUS_COLOURS = {"red": "#D55E00", "yellow": "#E69F00", "green": "#009E73", "white": "#999999"}
@@ -24,7 +22,10 @@ PANEL_HEIGHT = 260
 
 @functools.cache  # once per process: setting HoloViews' defaults takes a noticeable part of a page build
 def apply_defaults() -> None:
-    """HoloViews option defaults shared by every view."""
+    """HoloViews option defaults of the validation report's charts (imported here, not by the pages)."""
+    import holoviews as hv
+    import holoviews.plotting.bokeh  # noqa: F401 — registers the Bokeh backend (no notebook output)
+
     hv.Store.set_current_backend("bokeh")
     hv.opts.defaults(
         hv.opts.Curve(line_width=2, tools=[], show_grid=True),

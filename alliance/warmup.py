@@ -1,8 +1,8 @@
 """Warm a server process before its first visitor (``panel serve --setup alliance/warmup.py``, as
 ``make serve`` runs it).
 
-A fresh Python process pays about three seconds to import Panel, HoloViews, Bokeh and the pages, and the
-first HoloViews chart it draws pays again for setting up the plotting classes. Without this the first person
+A fresh Python process pays a few seconds to import Panel, Bokeh, pandas, DuckDB and the pages, and the
+first charts it draws pay again for setting up Bokeh's models. Without this the first person
 after a (re)start waits for all of it. Here the process imports every page, opens the database, reads the
 service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
 then dropped, and computes the comparison page's default comparison into the process's cache. Nothing is
@@ -27,7 +27,6 @@ def warm(path=None) -> float:
     import alliance.views.caseload  # noqa: F401
     import alliance.views.comparison  # noqa: F401
     import alliance.views.meeting  # noqa: F401
-    from alliance import style
     from alliance.datastore import DataStore
     from alliance.db import DatabaseError
     from alliance.scope import Scope
@@ -35,7 +34,6 @@ def warm(path=None) -> float:
     from alliance.state import ClientSelection, ComparisonState
     from alliance.views.client import ClientCharts
 
-    style.apply_defaults()
     try:
         selection = ClientSelection(service=Service.open(path, Scope.full_access()))
         pn.panel(ClientCharts(selection=selection)).get_root()

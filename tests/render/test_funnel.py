@@ -33,7 +33,6 @@ def planted(demo_db) -> dict[str, list[str]]:
 
 @pytest.fixture()
 def funnel(demo_db):
-    style.apply_defaults()  # the plotting backend and the project's defaults, as a page sets them
     state = ComparisonState(DataStore.open(demo_db))
     state.instrument = "ORS"
     return FunnelPlot(state=state)

@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 from bokeh.models import Quad
 
-from alliance import style
 from alliance.service import Service
 from alliance.state import ClientSelection, service_metrics
 from alliance.views.client import ClientCharts
@@ -57,7 +56,6 @@ def _spans(charts: ClientCharts) -> pd.DataFrame:
 
 @pytest.mark.parametrize("axis", ["session", "date"])
 def test_a_span_not_repaired_ends_at_the_last_rating(demo_db, axis):
-    style.apply_defaults()  # the Bokeh backend, as every page sets it
     cases = _not_repaired(demo_db)
     assert len(cases) >= 3, "the demo has ruptures not repaired"
     selection = ClientSelection(service=Service.open(demo_db))
