@@ -288,6 +288,7 @@ class CaseloadState(param.Parameterized):
         table = caseload_table(self.metrics)
         sessions = alliance_sessions(self.metrics)
         instruments = table["instrument"].dropna().value_counts().index.tolist()
+        before = self.instrument
         with param.parameterized.batch_call_watchers(self):
             self.param.instrument.objects = list(instruments)
             self.instrument = (
@@ -298,7 +299,8 @@ class CaseloadState(param.Parameterized):
             self.headlines = caseload_headlines(table, sessions)
             self.trend = caseload_trend(table, sessions)
             self.table = table
-            self._update_courses()
+            if self.instrument == before:  # else the instrument's watcher draws the courses, once
+                self._update_courses()
 
     @param.depends("instrument", "show_closed", watch=True)
     def _update_courses(self):

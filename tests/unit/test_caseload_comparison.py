@@ -187,3 +187,23 @@ def test_minimum_n_greys_and_unranks(metrics):
     assert t.loc[t["closed"] < 40, "rank"].isna().all()
     ranked = t.loc[t["closed"] >= 40, "rank"].dropna().sort_values()
     assert list(ranked) == list(np.arange(1, len(ranked) + 1))
+
+
+def test_a_caseload_draws_its_courses_once_per_choice(demo_db, monkeypatch):
+    """Building a caseload computes the picture's courses once (they were computed twice: once by the
+    instrument's watcher, once more by hand); showing closed episodes computes them once more."""
+    import alliance.caseload
+    from alliance.pages import caseload_page
+
+    calls = []
+    real = alliance.caseload.caseload_courses
+    monkeypatch.setattr(
+        alliance.caseload, "caseload_courses", lambda *a, **k: (calls.append(1), real(*a, **k))[1]
+    )
+    page = caseload_page(demo_db)
+    assert len(calls) == 1 and page.state.courses is not None and len(page.state.courses)
+    page.state.show_closed = True
+    assert len(calls) == 2
+    other = next(c for c in page.state.param.clinician.objects if c != page.state.clinician)
+    page.state.clinician = other
+    assert len(calls) == 3
