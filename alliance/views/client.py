@@ -85,16 +85,34 @@ def _x(frame: pd.DataFrame, axis: str, column: str = "session_number", date_colu
     return pd.to_datetime(frame[date_column])
 
 
+#: The columns without which a row of a source cannot be drawn (by default its positions, below).
+REQUIRED = {"band": SOURCES["band"], "rc_band": SOURCES["rc_band"]}
+POSITIONS = ("x", "x0", "x1", OUTCOME, ALLIANCE, "left", "right")
+
+
 def _data(frame: pd.DataFrame | None, name: str, axis: str, build) -> dict:
-    """A source's columns: ``build(frame)`` (a DataFrame with the source's columns, ``x`` under the axis
-    column's name) without the rows that cannot be drawn; empty columns when there is nothing to draw."""
-    columns = [X_COLUMN[axis] if c == "x" else c for c in SOURCES[name]]
+    """A source's columns as arrays: ``build(frame)`` gives each column of the source (a Series, an array
+    or one value for every row; ``x`` is named after the axis column), and the rows that cannot be drawn
+    are left out; empty columns when there is nothing to draw. Plain arrays, no DataFrame per layer: this
+    runs for a dozen layers on every client switch."""
+    columns, xname = SOURCES[name], X_COLUMN[axis]
     if frame is None or frame.empty:
-        return {c: np.array([], dtype=float if c.endswith("_score") else object) for c in columns}
-    data = build(frame).rename(columns={"x": X_COLUMN[axis]})[columns]
-    keep = data[[c for c in columns if c in (X_COLUMN[axis], "x0", "x1", OUTCOME, ALLIANCE, "left", "right")]]
-    data = data[keep.notna().all(axis=1)]
-    return {c: data[c].to_numpy() for c in columns}
+        return {
+            xname if c == "x" else c: np.array([], dtype=float if c.endswith("_score") else object)
+            for c in columns
+        }
+    n, raw = len(frame), build(frame)
+    arrays = {}
+    for c in columns:
+        v = raw[c]
+        arrays[c] = (
+            np.full(n, v, dtype=object if isinstance(v, str) else float) if np.ndim(v) == 0 else np.asarray(v)
+        )
+    keep = np.ones(n, dtype=bool)
+    for c in REQUIRED.get(name, POSITIONS):
+        if c in arrays:
+            keep &= ~pd.isna(arrays[c])
+    return {(xname if c == "x" else c): (v if keep.all() else v[keep]) for c, v in arrays.items()}
 
 
 class ChartLayers:
@@ -338,19 +356,19 @@ class ChartLayers:
         band = story.band
 
         def xy(frame, column, y):
-            return pd.DataFrame({"x": _x(frame, axis), y: frame[column]})
+            return {"x": _x(frame, axis), y: frame[column]}
 
         out["band"] = _data(
             band,
             "band",
             axis,
-            lambda f: pd.DataFrame({"x": _x(f, axis), **{p: f[p] for p in SOURCES["band"][1:]}}).dropna(),
+            lambda f: {"x": _x(f, axis), **{p: f[p] for p in SOURCES["band"][1:]}},
         )
         out["rc_band"] = _data(
             story.rc_band,
             "rc_band",
             axis,
-            lambda f: pd.DataFrame({"x": _x(f, axis), "low": f["low"], "high": f["high"]}).dropna(),
+            lambda f: {"x": _x(f, axis), "low": f["low"], "high": f["high"]},
         )
         outcome = story.outcome.dropna(subset=["score"])
         out["outcome_line"] = _data(outcome, "outcome_line", axis, lambda f: xy(f, "score", OUTCOME))
@@ -358,12 +376,13 @@ class ChartLayers:
             outcome,
             "outcome_points",
             axis,
-            lambda f: xy(f, "score", OUTCOME).assign(
-                description=f["description"],
-                colour=f["colour"],
-                marker=f["marker"],
-                status=f["status"].fillna("intake"),
-            ),
+            lambda f: {
+                **xy(f, "score", OUTCOME),
+                "description": f["description"],
+                "colour": f["colour"],
+                "marker": f["marker"],
+                "status": f["status"].fillna("intake"),
+            },
         )
         sudden = story.sudden
         if axis == "date" and len(sudden) and sudden[["date0", "date1"]].isna().any().any():
@@ -372,7 +391,7 @@ class ChartLayers:
             sudden,
             "sudden",
             axis,
-            lambda f: pd.DataFrame(
+            lambda f: (
                 {
                     "x0": f["session_number"] if axis == "session" else pd.to_datetime(f["date0"]),
                     OUTCOME: f["y0"],
@@ -391,14 +410,14 @@ class ChartLayers:
         def points(f):
             below = f["clinical"].fillna(False).astype(bool)
             colour = np.where(below, style.STATUS_COLOURS["yellow"], style.CONSTRUCT_COLOURS["alliance"])
-            return xy(f, "score", ALLIANCE).assign(description=f["description"], colour=colour)
+            return {**xy(f, "score", ALLIANCE), "description": f["description"], "colour": colour}
 
         out["alliance_points"] = _data(alliance, "alliance_points", axis, points)
         out["dips"] = _data(
             story.dips,
             "dips",
             axis,
-            lambda f: pd.DataFrame(
+            lambda f: (
                 {
                     "x": _x(f, axis),
                     ALLIANCE: f["score"] - 0.8,
@@ -411,7 +430,7 @@ class ChartLayers:
             story.ruptures,
             "rupture_marks",
             axis,
-            lambda f: pd.DataFrame(
+            lambda f: (
                 {
                     "x": _x(f, axis, date_column="date0"),
                     ALLIANCE: f["score"],
@@ -424,7 +443,7 @@ class ChartLayers:
             story.events,
             "events",
             axis,
-            lambda f: pd.DataFrame(
+            lambda f: (
                 {
                     "x": _x(f, axis),
                     "row": f["row"],
@@ -438,27 +457,25 @@ class ChartLayers:
             story.items,
             "heat",
             axis,
-            lambda f: pd.DataFrame({"x": _x(f, axis), "label": f["label"], ITEM: f["score"]}),
+            lambda f: {"x": _x(f, axis), "label": f["label"], ITEM: f["score"]},
         )
         return out
 
-    def _spans(self, story, frame: pd.DataFrame, axis: str) -> pd.DataFrame:
+    def _spans(self, story, frame: pd.DataFrame, axis: str) -> dict:
         lo, hi = story.scales["alliance"]
         left, right = self._span_ends(story, axis)
         words = frame["status"].map(
             {"repaired": "repaired", "unrepaired": "not repaired", "open": "still open"}
         )
-        return pd.DataFrame(
-            {
-                "left": left,
-                "right": right,
-                "bottom": lo,
-                "top": hi,
-                "description": "Rupture span (" + words + "): " + frame["description"],
-                "colour": frame["status"].map(REPAIR_COLOURS),
-                "span": "rupture " + frame["status"],
-            }
-        )
+        return {
+            "left": left,
+            "right": right,
+            "bottom": lo,
+            "top": hi,
+            "description": "Rupture span (" + words + "): " + frame["description"],
+            "colour": frame["status"].map(REPAIR_COLOURS),
+            "span": "rupture " + frame["status"],
+        }
 
     def _draw_item_lines(self, story, axis: str) -> None:
         """One line per item or subscale (their number changes with the instrument), with the legend."""
