@@ -80,10 +80,11 @@ def _models(page) -> None:
 
 def api_rows(db: Path, repeats: int) -> None:
     os.environ["ALLIANCE_DB"] = str(db)
-    from alliance.db import open_database
+    from alliance.db import limit_server_memory, open_database
     from alliance.pages import caseload_page, client_page, comparison_page, meeting_page
     from alliance.scope import Scope
 
+    limit_server_memory()  # measured as a server process runs (alliance.warmup sets it there)
     database = open_database(db)
     con = database._con
     print(f"database {db}: {con.execute('SELECT count(*) FROM episode').fetchone()[0]:,} episodes")

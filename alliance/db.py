@@ -112,6 +112,35 @@ DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensio
 #: The name the database file is attached under in its reader's private DuckDB instance.
 CATALOG = "alliance_db"
 
+#: The memory a server process lets each reader's DuckDB instance keep (``alliance.warmup`` sets it; the
+#: environment variable ``ALLIANCE_DUCKDB_MEMORY`` overrides it). Without a limit DuckDB keeps every block of
+#: the file it has read until 80 % of the machine's memory; the pages read little per request, so a small
+#: cache costs them little (measured in docs/performance.md), and what does not fit spills to a private
+#: temporary folder. The command line (import, refresh, metrics) keeps DuckDB's own limit.
+SERVER_MEMORY_LIMIT = "128MB"
+_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_reader_config: dict[str, str] = {}
+
+
+def limit_reader_memory(limit: str | None) -> None:
+    """Cap the memory of every reader opened from now on (``None`` or ``""``: DuckDB's own limit). A limit
+    that is not a size such as ``128MB`` or ``1GB`` raises ``ValueError`` naming it."""
+    if limit and not _MEMORY.match(limit.strip()):
+        raise ValueError(f"ALLIANCE_DUCKDB_MEMORY {limit!r} is not a size such as 128MB or 1GB")
+    _reader_config.clear()
+    if limit:
+        import atexit
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="alliance-duckdb-")
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        _reader_config.update(memory_limit=limit.strip(), temp_directory=folder)
+
+
+def limit_server_memory() -> None:
+    """The server processes' limit: ``$ALLIANCE_DUCKDB_MEMORY``, else :data:`SERVER_MEMORY_LIMIT`."""
+    limit_reader_memory(os.environ.get("ALLIANCE_DUCKDB_MEMORY", SERVER_MEMORY_LIMIT))
+
 
 def file_identity(path: Path | str) -> tuple[int, int, int, int] | None:
     """(device, inode, size, modification time in ns) of the file at ``path``, or None when there is none.
@@ -151,7 +180,7 @@ class Database:
             )
         if not stat.S_ISREG(os.stat(self.path).st_mode):
             raise DatabaseError(f"Database file {self.path} is not a file (a folder?); give a DuckDB file.")
-        con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+        con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_reader_config})
         literal = "'" + str(self.path).replace("'", "''") + "'"
         try:
             con.execute(f"ATTACH {literal} AS {CATALOG} (READ_ONLY, TYPE DUCKDB)")

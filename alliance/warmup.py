@@ -23,6 +23,10 @@ def warm(path=None) -> float:
     start = time.perf_counter()
     import panel as pn
 
+    from alliance.db import limit_server_memory
+
+    limit_server_memory()  # a small DuckDB cache per server process, set before any file is opened
+
     import alliance.pages  # noqa: F401  (the pages import their views, states and the data layer)
     import alliance.views.caseload  # noqa: F401
     import alliance.views.comparison  # noqa: F401

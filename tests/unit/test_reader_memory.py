@@ -1,0 +1,63 @@
+"""A server process caps the memory of its DuckDB readers (``alliance.db.limit_server_memory``, set by the
+warm-up of every ``panel serve`` process): DuckDB would otherwise keep every block of the file it has read
+until 80 % of the machine's memory. The command line keeps DuckDB's own limit."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from alliance import db as dbmod
+
+MIB = 2**20
+
+
+def _limit_bytes(database: dbmod.Database) -> float:
+    """DuckDB's memory limit of a reader, in bytes (DuckDB reports it as e.g. '95.3 MiB')."""
+    value = database._con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    number, unit = value.split()
+    return float(number) * {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}[unit]
+
+
+@pytest.fixture
+def no_limit_after():
+    yield
+    dbmod.limit_reader_memory(None)
+
+
+def test_a_limit_applies_to_readers_opened_after_it(demo_db, no_limit_after):
+    dbmod.limit_reader_memory("100MB")
+    limited = dbmod.Database(demo_db)
+    assert _limit_bytes(limited) == pytest.approx(100e6, rel=0.01)
+    folder = limited._con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+    assert os.path.isdir(folder) and "alliance-duckdb-" in folder  # spills go to a private folder
+    assert limited.query("scope_has_ratings", scope_all=True, scope_clinicians=[])["has_ratings"].iloc[0]
+    dbmod.limit_reader_memory(None)
+    assert _limit_bytes(dbmod.Database(demo_db)) > 1000 * MIB  # DuckDB's own (80 % of the memory)
+
+
+@pytest.mark.parametrize("bad", ["lots", "128", "-5MB", "1e9B", "128MB; PRAGMA x"])
+def test_a_limit_that_is_not_a_size_is_refused_by_name(bad, no_limit_after):
+    with pytest.raises(ValueError, match="ALLIANCE_DUCKDB_MEMORY"):
+        dbmod.limit_reader_memory(bad)
+
+
+def test_the_warm_up_of_a_server_process_sets_the_limit_from_the_environment(demo_db):
+    code = (
+        "import sys; from alliance.warmup import warm; from alliance.db import open_database; warm(sys.argv[1]);"
+        "print(open_database(sys.argv[1])._con.execute(\"SELECT current_setting('memory_limit')\").fetchone()[0])"
+    )
+    for env, expected in (({}, 128e6), ({"ALLIANCE_DUCKDB_MEMORY": "200MB"}, 200e6)):
+        environ = {k: v for k, v in os.environ.items() if k != "ALLIANCE_DUCKDB_MEMORY"} | env
+        out = subprocess.run(
+            [sys.executable, "-c", code, str(demo_db)],
+            capture_output=True,
+            text=True,
+            env=environ,
+            check=True,
+        )
+        number, unit = out.stdout.split()[-2:]
+        assert unit == "MiB" and float(number) * MIB == pytest.approx(expected, rel=0.01), out.stdout
