@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import panel as pn
-import panel_material_ui as pmui
 import param
 from bokeh.models import ColumnDataSource, CustomJS, HoverTool, TapTool
 from bokeh.plotting import figure
@@ -52,12 +51,25 @@ def _pct(v) -> str:
     return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
 
 
+#: The headline cards: one HTML pane for all of them (a Material UI card and a Markdown pane per figure were
+#: a dozen models to build and send for a few numbers).
+HEADLINE_CSS = """
+.headlines { display: flex; flex-wrap: wrap; gap: 8px; }
+.headline-card { width: 182px; padding: 8px 12px; border-radius: 4px;
+  background: var(--mui-palette-background-paper, #fff); color: var(--mui-palette-text-primary, inherit);
+  box-shadow: 0 1px 3px rgba(0,0,0,.2), 0 1px 1px rgba(0,0,0,.14); }
+.headline-card .value { font-size: 1.6em; font-weight: 600; margin: 0 0 2px; }
+.headline-card .figure { margin: 0; }
+.headline-card small { color: var(--mui-palette-text-secondary, #555); }
+"""
+
+
 class Headlines(Viewer):
     state = param.ClassSelector(class_=CaseloadState)
 
     def __init__(self, **params):
         super().__init__(**params)
-        self._row = pn.FlexBox(sizing_mode="stretch_width")
+        self._row = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=[HEADLINE_CSS], name="headlines")
         self._update()
         self.state.param.watch(self._update, "headlines")
 
@@ -73,15 +85,10 @@ class Headlines(Viewer):
                 value = _pct(r.value)
                 ci = f"95 % CI {_pct(r.low)}–{_pct(r.high)} · n = {r.n}" if r.n else "n = 0"
             cards.append(
-                pmui.Paper(
-                    pn.pane.Markdown(
-                        f"### {html_text(value)}\n{html_text(r.figure)}  \n<small>{html_text(ci)}</small>"
-                    ),
-                    width=190,
-                    margin=4,
-                )
+                f'<div class="headline-card"><p class="value">{html_text(value)}</p>'
+                f'<p class="figure">{html_text(r.figure)}</p><small>{html_text(ci)}</small></div>'
             )
-        self._row.objects = cards
+        self._row.object = f'<div class="headlines">{"".join(cards)}</div>'
 
     def __panel__(self):
         return self._row
