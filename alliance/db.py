@@ -118,15 +118,23 @@ CATALOG = "alliance_db"
 #: cache costs them little (measured in docs/performance.md), and what does not fit spills to a private
 #: temporary folder. The command line (import, refresh, metrics) keeps DuckDB's own limit.
 SERVER_MEMORY_LIMIT = "128MB"
-_MEMORY = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+_UNITS = {"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+#: Below this DuckDB cannot run the pages' queries at all.
+MIN_MEMORY_BYTES = 32e6
 _reader_config: dict[str, str] = {}
 
 
 def limit_reader_memory(limit: str | None) -> None:
     """Cap the memory of every reader opened from now on (``None`` or ``""``: DuckDB's own limit). A limit
-    that is not a size such as ``128MB`` or ``1GB`` raises ``ValueError`` naming it."""
-    if limit and not _MEMORY.match(limit.strip()):
-        raise ValueError(f"ALLIANCE_DUCKDB_MEMORY {limit!r} is not a size such as 128MB or 1GB")
+    that is not a size such as ``128MB`` or ``1GB``, or is under 32 MB, raises ``ValueError`` naming it: a
+    server started with it stops at once with that message instead of failing every page later."""
+    if limit:
+        m = _MEMORY.match(limit.strip())
+        if not m:
+            raise ValueError(f"ALLIANCE_DUCKDB_MEMORY {limit!r} is not a size such as 128MB or 1GB")
+        if float(m.group(1)) * _UNITS[m.group(2).lower()] < MIN_MEMORY_BYTES:
+            raise ValueError(f"ALLIANCE_DUCKDB_MEMORY {limit!r} is too small: give at least 32MB")
     _reader_config.clear()
     if limit:
         import atexit
@@ -135,6 +143,16 @@ def limit_reader_memory(limit: str | None) -> None:
         folder = tempfile.mkdtemp(prefix="alliance-duckdb-")
         atexit.register(shutil.rmtree, folder, ignore_errors=True)
         _reader_config.update(memory_limit=limit.strip(), temp_directory=folder)
+
+
+def _reader_settings() -> dict[str, str]:
+    """The settings of a new reader: each its own spill folder inside the process's (a reader of an older
+    version of the file may still be open beside it, and older DuckDB versions name spill files alike)."""
+    if "temp_directory" not in _reader_config:
+        return dict(_reader_config)
+    import tempfile
+
+    return {**_reader_config, "temp_directory": tempfile.mkdtemp(dir=_reader_config["temp_directory"])}
 
 
 def limit_server_memory() -> None:
@@ -180,7 +198,7 @@ class Database:
             )
         if not stat.S_ISREG(os.stat(self.path).st_mode):
             raise DatabaseError(f"Database file {self.path} is not a file (a folder?); give a DuckDB file.")
-        con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_reader_config})
+        con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_reader_settings()})
         literal = "'" + str(self.path).replace("'", "''") + "'"
         try:
             con.execute(f"ATTACH {literal} AS {CATALOG} (READ_ONLY, TYPE DUCKDB)")

@@ -20,7 +20,7 @@ PLOT_WIDTH = 900
 PANEL_HEIGHT = 260
 
 
-@functools.cache  # once per process: setting HoloViews' defaults takes a noticeable part of a page build
+@functools.cache  # once per process
 def apply_defaults() -> None:
     """HoloViews option defaults of the validation report's charts (imported here, not by the pages)."""
     import holoviews as hv

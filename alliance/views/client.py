@@ -237,8 +237,12 @@ class ChartLayers:
         if breakdown == LINES:
             self._items = self._figure(ITEM_HEIGHT[LINES], DataRange1d(), "Item or subscale")
             self._items.add_layout(Legend(items=[], location="top_left"), "right")
+            # The point's own session or date (not the mouse's position), and its score.
+            where = "@{session_number}" if axis == "session" else "@{session_date}{%d %b %Y}"
             self._item_hover = HoverTool(
-                renderers=[], tooltips=[("item", "$name"), (X_LABEL[axis], "$x"), ("score", f"@{ITEM}")]
+                renderers=[],
+                tooltips=[("item", "$name"), (X_LABEL[axis], where), ("score", f"@{ITEM}")],
+                formatters={"@{session_date}": "datetime"},
             )
             self._items.add_tools(self._item_hover)
             figures.append(self._items)
@@ -454,7 +458,7 @@ class ChartLayers:
             ),
         )
         out["heat"] = _data(
-            story.items,
+            story.items if self._breakdown == HEAT else None,
             "heat",
             axis,
             lambda f: {"x": _x(f, axis), "label": f["label"], ITEM: f["score"]},
@@ -509,8 +513,9 @@ class ChartLayers:
         labels = list(dict.fromkeys(data["label"]))
         self._heat_range.factors = labels
         scores = np.asarray(data[ITEM], dtype=float)
+        scores = scores[np.isfinite(scores)]
         if len(scores):
-            lo, hi = float(np.nanmin(scores)), float(np.nanmax(scores))
+            lo, hi = float(scores.min()), float(scores.max())
             self._mapper.update(low=lo, high=hi if hi > lo else lo + 1)
 
     # -- where things sit on the axis -------------------------------------------------------------------
@@ -613,7 +618,8 @@ class ClientCharts(ChartLayers, Viewer):
         )
 
     def _update_layout(self, *events):
-        self._pane.objects = [self._bokeh_pane()]
+        # On the event loop, after any story queued there: the figures are replaced while no show draws.
+        pn.state.execute(lambda: setattr(self._pane, "objects", [self._bokeh_pane()]))
 
     def __panel__(self):
         return self._pane

@@ -229,6 +229,7 @@ class FunnelPlot(Viewer):
         if d is None or d.empty:
             out = pd.DataFrame({c: [] for c in self.POINT_COLUMNS})
             out.attrs["ylim"] = (-1.0, 1.0) if measure == "es" else (0.0, 1.0)
+            out.attrs["target"] = target  # the service value stays drawn when no clinician has the measure
             return out
         pos = funnel_position(d["value"], d["n"], target=target, sd=sd).astype(str)
         verdict = funnel_verdict(pos, measure)

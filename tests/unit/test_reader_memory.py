@@ -30,16 +30,22 @@ def no_limit_after():
 
 def test_a_limit_applies_to_readers_opened_after_it(demo_db, no_limit_after):
     dbmod.limit_reader_memory("100MB")
-    limited = dbmod.Database(demo_db)
+    limited, beside = dbmod.Database(demo_db), dbmod.Database(demo_db)
     assert _limit_bytes(limited) == pytest.approx(100e6, rel=0.01)
-    folder = limited._con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
-    assert os.path.isdir(folder) and "alliance-duckdb-" in folder  # spills go to a private folder
+    folders = [
+        r._con.execute("SELECT current_setting('temp_directory')").fetchone()[0] for r in (limited, beside)
+    ]
+    # Spills go to a private folder of the process, one sub-folder per reader.
+    assert all(os.path.isdir(f) and "alliance-duckdb-" in f for f in folders) and folders[0] != folders[1]
     assert limited.query("scope_has_ratings", scope_all=True, scope_clinicians=[])["has_ratings"].iloc[0]
     dbmod.limit_reader_memory(None)
-    assert _limit_bytes(dbmod.Database(demo_db)) > 1000 * MIB  # DuckDB's own (80 % of the memory)
+    unlimited = dbmod.Database(demo_db)
+    assert _limit_bytes(unlimited) != pytest.approx(100e6, rel=0.01)  # DuckDB's own (80 % of the memory)
+    for reader in (limited, beside, unlimited):
+        reader.close()
 
 
-@pytest.mark.parametrize("bad", ["lots", "128", "-5MB", "1e9B", "128MB; PRAGMA x"])
+@pytest.mark.parametrize("bad", ["lots", "128", "-5MB", "1e9B", "128MB; PRAGMA x", "0MB", "1KB", "31MB"])
 def test_a_limit_that_is_not_a_size_is_refused_by_name(bad, no_limit_after):
     with pytest.raises(ValueError, match="ALLIANCE_DUCKDB_MEMORY"):
         dbmod.limit_reader_memory(bad)
