@@ -85,6 +85,30 @@ INJECTED = r"""
 }
 """
 
+# True once every image of the page (shadow roots included) has finished loading or failed to: an image a
+# payload made would have fired its error handler by then. Then one more frame for the handler's dialog.
+IMAGES_SETTLED = """
+() => {
+  const images = [];
+  const visit = (root) => {
+    for (const e of root.querySelectorAll("*")) {
+      if (e.tagName === "IMG") images.push(e);
+      if (e.shadowRoot) visit(e.shadowRoot);
+    }
+  };
+  visit(document);
+  return images.every((i) => i.complete);
+}
+"""
+NEXT_FRAME = "() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)))"
+
+
+def settle(page: Page) -> None:
+    """Wait until the page's images have loaded or failed (and their handlers could run), not a fixed time."""
+    page.wait_for_function(IMAGES_SETTLED, timeout=TIMEOUT)
+    page.evaluate(NEXT_FRAME)
+
+
 # Bokeh hover tools whose tooltips are a custom HTML template or use the {safe} format (unescaped values).
 UNSAFE_TOOLTIPS = """
 () => {
@@ -234,7 +258,7 @@ def _shows_literally(page: Page, dialogs: list[str], *texts: str) -> None:
 
 
 def _assert_inert(page: Page, dialogs: list[str], bokeh: bool = True) -> None:
-    page.wait_for_timeout(1500)  # time for an injected image to fail to load and fire its handler
+    settle(page)  # an injected image has failed to load and fired its handler by now
     assert not dialogs, f"a payload ran: {dialogs}"
     assert page.evaluate(INJECTED) == [], "an element came from a payload"
     if bokeh:

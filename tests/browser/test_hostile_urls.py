@@ -14,7 +14,7 @@ from playwright.sync_api import Page
 
 from alliance.inert import url_param
 from tests.browser.test_client_page import TIMEOUT
-from tests.browser.test_hostile_strings import INJECTED, PAGE_TEXT, _watch
+from tests.browser.test_hostile_strings import INJECTED, PAGE_TEXT, _watch, settle
 
 pytestmark = pytest.mark.browser
 
@@ -66,7 +66,7 @@ def test_hostile_url_parameters_are_inert(page: Page, served, demo_db, name):
         assert "Traceback" not in text, (name, kind)
         if name == "client":  # never a client's episode for a code that is none
             assert re.search(r"Client C-[0-9a-f]{6} · episode", text) is None, (kind, text[:300])
-        page.wait_for_timeout(300)  # an injected image fails to load and would fire its handler
+        settle(page)  # an injected image has failed to load and fired its handler by now
         assert not dialogs, f"a payload ran on /{name} ({kind}): {dialogs}"
         assert page.evaluate(INJECTED) == [], f"an element came from a payload (/{name}, {kind})"
     assert _fingerprint(demo_db) == before, "a URL parameter changed the database"
