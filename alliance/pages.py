@@ -98,6 +98,12 @@ def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView
     return service
 
 
+#: Panel caps a stretching column at its container's height (``max-height: 100%``): in the page's main area,
+#: as tall as the window, the episode and the help below it would be drawn over each other once the episode
+#: is taller than the window. These columns take their content's height and the main area scrolls.
+FULL_HEIGHT = {"max-height": "none"}
+
+
 class ClientPage(Viewer):
     """Choose clinician, client and episode; see outcome and alliance on one axis with the episode's story.
 
@@ -143,6 +149,7 @@ class ClientPage(Viewer):
             self.methods,
             sizing_mode="stretch_width",
             name="episode-view",
+            styles=FULL_HEIGHT,
         )
         self.help = pmui.Accordion(
             ("How to read this page", pn.pane.Markdown(CLIENT_PAGE_HELP, sizing_mode="stretch_width")),
@@ -255,7 +262,15 @@ class ClientPage(Viewer):
             title="Alliance · Client",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
-            main=[pn.Column(self.not_found, self.episode_view, self.help, sizing_mode="stretch_width")],
+            main=[
+                pn.Column(
+                    self.not_found,
+                    self.episode_view,
+                    self.help,
+                    sizing_mode="stretch_width",
+                    styles=FULL_HEIGHT,
+                )
+            ],
         )
 
 
@@ -616,11 +631,13 @@ class MeetingPage(Viewer):
         )
         self.back.on_click(self._show_agenda)
         self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
-        self.client_view = pn.Column(self.back, self.summary, sizing_mode="stretch_width", visible=False)
+        self.client_view = pn.Column(
+            self.back, self.summary, sizing_mode="stretch_width", visible=False, styles=FULL_HEIGHT
+        )
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe()), variant="caption", name="scope"
         )
-        self.board_column = pn.Column(self.board, sizing_mode="stretch_width", margin=0)
+        self.board_column = pn.Column(self.board, sizing_mode="stretch_width", margin=0, styles=FULL_HEIGHT)
         self._page: pmui.Page | None = None
         self._focus = ""  # the client in focus, as the browser last said
         self._render_agenda()
@@ -825,7 +842,7 @@ class MeetingPage(Viewer):
             self.title,
             self.since,
             self.nav,
-            pn.Row(self.board_column, self.client_view, sizing_mode="stretch_width"),
+            pn.Row(self.board_column, self.client_view, sizing_mode="stretch_width", styles=FULL_HEIGHT),
             help_text,
             sizing_mode="stretch_width",
         )

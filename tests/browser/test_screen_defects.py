@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_client_page import TIMEOUT, choose
+from tests.browser.test_client_page import NEXT_FRAME, TIMEOUT, choose
 
 pytestmark = pytest.mark.browser
 SCREEN = {"width": 1366, "height": 768}
@@ -79,3 +79,60 @@ def test_comparison_states_its_period_in_the_main_area(page: Page, served, demo_
     expect(page.get_by_text(re.compile(rf"· team {re.escape(teams[1])} · all populations ·"))).to_be_visible(
         timeout=TIMEOUT
     )
+
+
+# Every leaf element (text, or a chart's canvas) drawn over the page's help accordion ("How to read this
+# page"), shadow roots included; null when the page has none.
+DRAWN_OVER_HELP = """
+() => {
+  // The help accordion ("How to read this page") and every leaf element drawn over it.
+  let help = null;
+  const all = [];
+  const visit = (root) => {
+    for (const e of root.querySelectorAll("*")) {
+      all.push(e);
+      if (!help && String(e.className).includes("MuiAccordion-root") && e.textContent.includes("How to read this page")) help = e;
+      if (e.shadowRoot) visit(e.shadowRoot);
+    }
+  };
+  visit(document);
+  if (!help) return null;
+  const r = help.getBoundingClientRect();
+  const inside = (e) => { for (let n = e; n; n = n.parentElement || (n.parentNode && n.parentNode.host)) if (n === help) return true; return false; };
+  const out = [];
+  for (const e of all) {
+    if (e.children.length || inside(e) || help.contains(e)) continue;
+    const isCanvas = e.tagName === "CANVAS";
+    if (!isCanvas && !(e.textContent || "").trim()) continue;
+    const s = getComputedStyle(e);
+    if (s.visibility === "hidden" || s.display === "none") continue;
+    const b = e.getBoundingClientRect();
+    if (b.width < 1 || b.height < 1) continue;
+    const overlap = Math.min(b.bottom, r.bottom) - Math.max(b.top, r.top) > 2 && Math.min(b.right, r.right) - Math.max(b.left, r.left) > 2;
+    if (overlap) out.push((e.tagName + " " + (e.textContent || "").trim()).slice(0, 60));
+  }
+  return out;
+}
+"""
+
+# page -> (link, what shows that its content is there)
+LONG_PAGES = {
+    "client": ("/client", ".bk-Figure"),
+    "caseload": ("/caseload", ".bk-Figure"),
+    "meeting": ("/meeting?supervisor=CL08", "text=Open charts"),
+}
+
+
+@pytest.mark.parametrize("name", list(LONG_PAGES))
+def test_nothing_is_drawn_over_the_help_below_a_page_taller_than_the_window(page: Page, served, name):
+    """Panel caps a stretching column at the window's height; the client page's episode and the meeting's
+    agenda once ran past it, under the help accordion that follows them (at 1366 x 768 the events strip and
+    agenda rows were drawn under "How to read this page")."""
+    page.set_viewport_size({"width": 1366, "height": 768})
+    link, ready = LONG_PAGES[name]
+    page.goto(f"{served.url}{link}", timeout=TIMEOUT)
+    expect(page.locator(ready).first).to_be_visible(timeout=TIMEOUT)
+    expect(page.get_by_text("How to read this page").first).to_be_attached(timeout=TIMEOUT)
+    page.wait_for_function("() => document.fonts.status === 'loaded'", timeout=TIMEOUT)
+    page.evaluate(NEXT_FRAME)
+    assert page.evaluate(DRAWN_OVER_HELP) == [], name
