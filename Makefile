@@ -40,7 +40,7 @@ PUBLIC_HOST ?=
 PROXY ?=
 SERVE_ARGS = dashboards/*.ipynb --port $(PORT) --num-threads 4 --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --setup $(CURDIR)/alliance/warmup.py --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 serve: $(STAMP)
-	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB) && $(BIN)/alliance refresh --db $(DEMO_DB) --if-stale; fi
 	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }
 	@db="$(abspath $(DB))"; users="$(USERS)"; users="$${users:-$$ALLIANCE_USERS}"; \
 	if [ -z "$$users" ] && [ -f "$${db%.*}.users.json" ]; then users="$${db%.*}.users.json"; fi; \
@@ -72,14 +72,14 @@ bench: $(STAMP)
 
 # The meeting pack of 25 clients on the demo (or DB=path): seconds on the clock and of CPU against 15 s.
 bench-pack: $(STAMP)
-	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB) && $(BIN)/alliance refresh --db $(DEMO_DB) --if-stale; fi
 	$(BIN)/python -m alliance.pack_bench --db "$(DB)"
 
 # The validation report (docs/methods.md §13) on the demo, or on DB=path: one self-contained HTML file and the
 # same figures as CSV beside it (build/validation_csv/).
 VALIDATION ?= build/validation.html
 validate: $(STAMP)
-	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB); fi
+	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB) && $(BIN)/alliance refresh --db $(DEMO_DB) --if-stale; fi
 	$(BIN)/alliance validate --db "$(DB)" --out $(VALIDATION)
 
 clean:

@@ -122,8 +122,25 @@ def cmd_refresh(args) -> int:
     if refused := audit.command_check(args.db):
         print(f"alliance refresh: {refused}", file=sys.stderr)
         return 2
+    settings = MetricSettings(as_of=args.as_of)
+    if args.if_stale:
+        from alliance.db import Database
+        from alliance.store import is_current
+
+        try:
+            db = Database(args.db)
+            try:
+                current = is_current(db, settings)
+            finally:
+                db.close()
+        except DatabaseError as exc:
+            print(f"alliance refresh: {exc}", file=sys.stderr)
+            return 2
+        if current:
+            print(f"Stored metrics of {args.db} are current: nothing to do.")
+            return 0
     try:
-        stamp = refresh(Path(args.db), MetricSettings(as_of=args.as_of))
+        stamp = refresh(Path(args.db), settings)
     except DatabaseError as exc:
         print(f"alliance refresh: {exc}", file=sys.stderr)
         return 2
@@ -340,6 +357,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_date,
         default=None,
         help="the date the data describe (default: the database's, else today)",
+    )
+    ref.add_argument(
+        "--if-stale",
+        action="store_true",
+        help="only when the stored metrics are not current (make serve runs this on the demo: a demo "
+        "database built by an earlier version of Alliance gets the store this version reads)",
     )
     ref.set_defaults(func=cmd_refresh)
 

@@ -148,6 +148,14 @@ class ClinicalMetrics:
             m.__dict__[name] = getattr(self, name)
         return m
 
+    def client_list(self, clinician_id: str) -> pd.DataFrame:
+        """One clinician's clients within the scope (``Service.clients``); the store reads its own copy."""
+        return self.service.clients(clinician_id)
+
+    def client_episodes(self, client_id: str) -> pd.DataFrame:
+        """A client's episodes within the scope (``Service.episodes``); the store reads its own copy."""
+        return self.service.episodes(client_id)
+
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
         """The same metrics for one episode, from its rows of ``Service.episodes`` / ``episode_ratings``.
 

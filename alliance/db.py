@@ -24,7 +24,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache, cached_property
+from functools import cache, cached_property, lru_cache
 from pathlib import Path
 
 import duckdb
@@ -54,9 +54,12 @@ class NamedQuery:
     columns: tuple[str, ...]
     description: str
     scope_note: str | None = None  # why a query takes no viewer scope (registry, service-wide aggregate)
+    #: ``-- cache: per data version``: a small answer that every session of a process may share (pickers,
+    #: the store's stamp). An open file cannot change, so it is kept for as long as its ``Database`` is.
+    cached: bool = False
 
 
-_HEADER = re.compile(r"^--\s*(params|columns|scope):\s*(.*)$", re.MULTILINE)
+_HEADER = re.compile(r"^--\s*(params|columns|scope|cache):\s*(.*)$", re.MULTILINE)
 
 
 def _header_list(sql: str, key: str) -> tuple[str, ...]:
@@ -75,7 +78,18 @@ def load_query(name: str) -> NamedQuery:
     sql = path.read_text(encoding="utf-8")
     first = next((ln[2:].strip() for ln in sql.splitlines() if ln.startswith("--")), "")
     scope_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "scope"), None)
-    q = NamedQuery(name, sql, _header_list(sql, "params"), _header_list(sql, "columns"), first, scope_note)
+    cache_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "cache"), None)
+    if cache_note not in (None, "per data version"):
+        raise ValueError(f"queries/{name}.sql: '-- cache:' may only say 'per data version'")
+    q = NamedQuery(
+        name,
+        sql,
+        _header_list(sql, "params"),
+        _header_list(sql, "columns"),
+        first,
+        scope_note,
+        cache_note is not None,
+    )
     used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", _strip_comments(sql)))
     if used != set(q.params):
         raise ValueError(f"queries/{name}.sql: header params {sorted(q.params)} but SQL uses {sorted(used)}")
@@ -265,6 +279,24 @@ class Database:
         extra = [p for p in params if p not in q.params]
         if missing or extra:
             raise TypeError(f"query {name}: missing parameters {missing}, unexpected {extra}")
+        if q.cached and self.identity is not None:  # a read-only file; never a connection being written
+            frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
+            return self._cached_run(name, frozen).copy()  # a copy: the kept frame is shared
+        return self._run(q, params)
+
+    @cached_property
+    def _cached_run(self) -> Callable[[str, tuple], pd.DataFrame]:
+        """``query`` of a ``-- cache: per data version`` query, kept for this open version of the file
+        (bounded; a new version of the file is a new ``Database``, so it never answers from an old one)."""
+
+        @lru_cache(maxsize=4096)
+        def run(name: str, frozen: tuple) -> pd.DataFrame:
+            params = {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
+            return self._run(load_query(name), params)
+
+        return run
+
+    def _run(self, q: NamedQuery, params: dict) -> pd.DataFrame:
         cur = self._cursor()
         try:
             return cur.execute(q.sql, params).df()

@@ -104,9 +104,13 @@ class ClientSelection(param.Parameterized):
     def metrics(self) -> ClinicalMetrics:
         return service_metrics(self.service)
 
+    def _lists(self) -> ClinicalMetrics:
+        """The viewer's metrics, for the pickers' lists (read from the store's episode list when current)."""
+        return self.metrics.for_scope(self.service)
+
     def open(self, client: str, episode: str | None = None) -> None:
         """Show a client's episode directly (deep links): the clinician follows the episode."""
-        episodes = self.service.episodes(client)
+        episodes = self._lists().client_episodes(client)
         if episodes.empty:
             return  # unknown or out of scope: nothing changes
         row = episodes[episodes["episode_id"] == episode] if episode else episodes.iloc[:0]
@@ -154,7 +158,7 @@ class ClientSelection(param.Parameterized):
                 self.busy = False  # normally already False, published with the story
 
     def _choose_clients(self, client=None, episode=None, episodes=None) -> None:
-        clients = self.service.clients(self.clinician)["client_id"].tolist() if self.clinician else []
+        clients = self._lists().client_list(self.clinician)["client_id"].tolist() if self.clinician else []
         # The choice is made before the list is published: a shown selector whose value is not in the new
         # list resets to its first entry and writes that back. Copies: a Selector without check_on_set
         # appends new values to its objects list.
@@ -168,7 +172,7 @@ class ClientSelection(param.Parameterized):
 
     def _choose_episodes(self, episode=None, episodes=None) -> None:
         if episodes is None:
-            episodes = self.service.episodes(self.client) if self.client else pd.DataFrame()
+            episodes = self._lists().client_episodes(self.client) if self.client else pd.DataFrame()
         # A client may have episodes with several clinicians: the chosen clinician's come first.
         if not episodes.empty and self.clinician:
             episodes = episodes.sort_values("clinician_id", key=lambda c: c != self.clinician, kind="stable")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -33,8 +34,10 @@ from alliance.db import Database, data_version, load_query, rewrite, writer_lock
 from alliance.scope import Scope
 from alliance.service import Service
 
-#: Version of the stored layout; a store written by another layout is stale.
-STORE_VERSION = "3"
+#: Version of the stored layout; a store written by another layout is stale. Layout 4: every per-episode
+#: table carries its episode's clinician (``scope_clinician``) and is kept in clinician order, and the
+#: ratings the metrics read are kept once more in that order (``metrics_ratings``).
+STORE_VERSION = "4"
 
 #: Stored table → (ClinicalMetrics attribute, named query that reads it back).
 TABLES: dict[str, tuple[str, str]] = {
@@ -49,6 +52,96 @@ TABLES: dict[str, tuple[str, str]] = {
     "metrics_service_scales": ("service_scales", "metrics_service_scales"),
     "metrics_expected_change": ("expected_change", "metrics_expected_change"),
 }
+
+
+#: The per-episode tables, read narrowed to a scope. Each is stored in the order of its episodes' clinicians
+#: with the clinician beside every row (``scope_clinician``), and ``row_order``, the row's place in the
+#: computed frame: a caseload or a team is then a few adjacent row groups that DuckDB finds by their min/max
+#: (a clinician's episodes are spread over the whole file, so narrowing through the episode table read every
+#: row), and the named queries hand the rows back in the order they were computed.
+SCOPED_TABLES = (
+    "metrics_episode_change",
+    "metrics_sudden_events",
+    "metrics_alliance_events",
+    "metrics_episode_alliance",
+    "metrics_episode_status",
+    "metrics_session_status",
+    "metrics_episode_end",
+)
+
+#: The outcome and alliance ratings the metrics are computed from, kept in clinician order too (the
+#: caseload's sparklines and courses read its ratings; the data version guarantees they are the file's).
+RATINGS_TABLE = """
+CREATE TABLE metrics_ratings AS
+SELECT e.clinician_id AS scope_clinician, i.construct, r.episode_id, r.instrument, r.session_number,
+    r.score, s.session_date
+FROM rating r
+JOIN session s USING (episode_id, session_number)
+JOIN episode e USING (episode_id)
+JOIN instrument i ON i.code = r.instrument
+WHERE i.construct IN ('outcome', 'alliance')
+ORDER BY scope_clinician, i.construct, r.instrument, r.episode_id, r.session_number
+"""
+
+
+#: Every episode with what the client page's pickers show (its client, clinician, dates, sessions and the
+#: instruments rated, most-rated first), in client order: a client's episodes without joining the sessions
+#: and ratings of the whole service.
+CLIENT_EPISODES_TABLE = """
+CREATE TABLE metrics_client_episodes AS
+WITH s AS (
+    SELECT episode_id, count(*) AS n_sessions, min(session_date) AS first_session_date,
+        max(session_date) AS last_session_date
+    FROM session
+    GROUP BY episode_id
+),
+used AS (
+    SELECT r.episode_id, r.instrument, ins.construct, ins.position, count(*) AS n
+    FROM rating r
+    JOIN instrument ins ON ins.code = r.instrument
+    GROUP BY ALL
+),
+i AS (
+    SELECT
+        episode_id,
+        list(instrument ORDER BY n DESC, position) FILTER (WHERE construct = 'outcome')
+            AS outcome_instruments,
+        list(instrument ORDER BY n DESC, position) FILTER (WHERE construct = 'alliance')
+            AS alliance_instruments
+    FROM used
+    GROUP BY episode_id
+)
+SELECT
+    e.clinician_id AS scope_clinician, e.episode_id, e.client_id, e.clinician_id, c.team_id, e.population,
+    e.start_date, e.end_date, e.end_reason,
+    coalesce(s.n_sessions, 0)                         AS n_sessions,
+    s.first_session_date,
+    s.last_session_date,
+    coalesce(i.outcome_instruments, [])               AS outcome_instruments,
+    coalesce(i.alliance_instruments, [])              AS alliance_instruments
+FROM episode e
+JOIN clinician c USING (clinician_id)
+LEFT JOIN s USING (episode_id)
+LEFT JOIN i USING (episode_id)
+ORDER BY e.client_id, e.start_date DESC, e.episode_id
+"""
+
+#: Each clinician's clients with their counts and dates (one row per clinician and client), in clinician
+#: order: the client picker of a clinician reads only that clinician's rows.
+CLINICIAN_CLIENTS_TABLE = """
+CREATE TABLE metrics_clinician_clients AS
+SELECT
+    m.clinician_id                               AS scope_clinician,
+    m.client_id,
+    count(*)                                     AS n_episodes,
+    min(m.first_session_date)                    AS first_seen,
+    max(m.last_session_date)                     AS last_seen,
+    CAST(sum(m.n_sessions) AS BIGINT)            AS n_sessions,
+    bool_or(m.end_date IS NULL)                  AS any_open
+FROM metrics_client_episodes m
+GROUP BY ALL
+ORDER BY scope_clinician, last_seen DESC NULLS LAST, m.client_id
+"""
 
 
 def settings_key(settings: MetricSettings) -> str:
@@ -157,11 +250,25 @@ def write_store(
     try:
         for table, frame in frames.items():
             con.execute(f"DROP TABLE IF EXISTS {table}")
+            select = "SELECT * FROM metrics_frame"
+            if table in SCOPED_TABLES:
+                frame = frame.assign(row_order=np.arange(len(frame), dtype="int64"))
+                select = (
+                    "SELECT f.*, e.clinician_id AS scope_clinician FROM metrics_frame f "
+                    "LEFT JOIN episode e ON e.episode_id = f.episode_id "
+                    "ORDER BY scope_clinician, f.episode_id, f.row_order"
+                )
             con.register("metrics_frame", frame)
             try:
-                con.execute(f"CREATE TABLE {table} AS SELECT * FROM metrics_frame")
+                con.execute(f"CREATE TABLE {table} AS {select}")
             finally:
                 con.unregister("metrics_frame")
+        con.execute("DROP TABLE IF EXISTS metrics_ratings")
+        con.execute(RATINGS_TABLE)
+        con.execute("DROP TABLE IF EXISTS metrics_client_episodes")
+        con.execute(CLIENT_EPISODES_TABLE)
+        con.execute("DROP TABLE IF EXISTS metrics_clinician_clients")
+        con.execute(CLINICIAN_CLIENTS_TABLE)
         con.execute("CREATE OR REPLACE TABLE metrics_meta (key VARCHAR PRIMARY KEY, value VARCHAR)")
         meta = {
             "store_version": STORE_VERSION,
@@ -228,6 +335,16 @@ class StoredMetrics(ClinicalMetrics):
     def episode_change(self) -> pd.DataFrame:
         return self._read("episode_change")
 
+    # The ratings the scope's metrics read (the caseload's courses and sparklines): from the stored copy in
+    # clinician order, the same rows as ``Service.scoped_ratings`` while the store is current.
+    @cached_property
+    def outcome_ratings(self) -> pd.DataFrame:
+        return self.service._query("metrics_scoped_ratings", construct="outcome")
+
+    @cached_property
+    def alliance_ratings(self) -> pd.DataFrame:
+        return self.service._query("metrics_scoped_ratings", construct="alliance")
+
     @cached_property
     def sudden_events(self) -> pd.DataFrame:
         return self._read("sudden_events")
@@ -265,21 +382,38 @@ class StoredMetrics(ClinicalMetrics):
             for q in ("comparison_change", "comparison_end", "comparison_alliance")
         )
 
-    #: What one episode's metrics read from the store (by the episode's code, within the scope).
+    #: What one episode's metrics read from the store (by the episode's code and clinician, within the scope).
     EPISODE_READS = {
         "episode_change": "metrics_episode_change_one",
         "episode_status": "metrics_episode_status_one",
         "session_status": "metrics_session_status_one",
+        "sudden_events": "metrics_sudden_events_one",
+        "alliance_events": "metrics_alliance_events_one",
+        "episode_end": "metrics_episode_end_one",
     }
 
+    def client_list(self, clinician_id: str) -> pd.DataFrame:
+        """``Service.clients`` from the stored episode list (a few rows in clinician order)."""
+        return self.service._query("metrics_clinician_clients", clinician_id=clinician_id)
+
+    def client_episodes(self, client_id: str) -> pd.DataFrame:
+        """``Service.episodes`` from the stored episode list."""
+        return self.service._query("metrics_client_episodes", client_id=client_id)
+
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
-        """One episode's metrics (``ClinicalMetrics.for_episode``): its change, status and status at every
-        rating read from the store (a few rows each) instead of recomputed; the rest (sudden events, alliance
-        events, the story's layers) computed from its ratings as before."""
+        """One episode's metrics (``ClinicalMetrics.for_episode``): its change, statuses, status at every
+        rating, sudden changes, alliance events and end read from the store (a few rows each, found by the
+        episode's clinician) instead of recomputed; the story's layers are drawn from its ratings."""
         m = super().for_episode(episode, ratings)
-        for attr, query in self.EPISODE_READS.items():
-            rows = self.service._query(query, episode_id=str(episode["episode_id"]))
-            m.__dict__[attr] = _restore(rows.copy(deep=True))
+        key = {"episode_id": str(episode["episode_id"]), "clinician_id": str(episode["clinician_id"])}
+
+        def read(query: str) -> pd.DataFrame:
+            return _restore(self.service._query(query, **key).copy(deep=True))
+
+        # Each read is a few milliseconds of scanning one row group, spent mostly inside DuckDB (the GIL
+        # released): run side by side, the six cost about what the slowest does.
+        reads = _EPISODE_READERS.map(read, self.EPISODE_READS.values())
+        m.__dict__.update(zip(self.EPISODE_READS, reads, strict=True))
         return m
 
     @cached_property
@@ -289,6 +423,10 @@ class StoredMetrics(ClinicalMetrics):
     @cached_property
     def expected_change(self) -> pd.DataFrame:
         return self._read("expected_change")
+
+
+#: Threads for one episode's stored reads (shared by the process's sessions; a read waits for a free one).
+_EPISODE_READERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="alliance-episode-read")
 
 
 def _restore(frame: pd.DataFrame) -> pd.DataFrame:

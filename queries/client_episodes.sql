@@ -1,6 +1,7 @@
 -- A client's episodes that the viewer may see, with their instruments, newest first.
 -- params: scope_all, scope_clinicians, client_id
 -- columns: episode_id, client_id, clinician_id, team_id, population, start_date, end_date, end_reason, n_sessions, last_session_date, outcome_instruments, alliance_instruments
+-- cache: per data version
 WITH e AS (
     SELECT e.*, c.team_id
     FROM episode e

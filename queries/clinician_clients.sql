@@ -1,6 +1,7 @@
 -- One clinician's clients (within the viewer's scope), most recently seen first.
 -- params: scope_all, scope_clinicians, clinician_id
 -- columns: client_id, n_episodes, first_seen, last_seen, n_sessions, any_open
+-- cache: per data version
 SELECT
     e.client_id,
     count(DISTINCT e.episode_id)                 AS n_episodes,

@@ -1,6 +1,7 @@
 -- Clinicians the viewer may see, with team, supervisor and caseload counts (for pickers).
 -- params: scope_all, scope_clinicians
 -- columns: clinician_id, team_id, team_name, supervisor_id, n_episodes, n_open
+-- cache: per data version
 SELECT
     c.clinician_id,
     c.team_id,

@@ -2,4 +2,5 @@
 -- scope: not applicable (file metadata only)
 -- params: none
 -- columns: key, value
+-- cache: per data version
 SELECT key, value FROM alliance_meta ORDER BY key

@@ -3,6 +3,7 @@
 -- recently seen open one with two such ratings. One row, or none.
 -- params: scope_all, scope_clinicians
 -- columns: client_id, episode_id
+-- cache: per data version
 SELECT e.client_id, e.episode_id
 FROM metrics_episode_end e
 JOIN metrics_episode_status s ON s.episode_id = e.episode_id AND s.primary

@@ -6,4 +6,5 @@ SELECT m.episode_id, m.instrument, m.n_ratings, m.first_session, m.latest_sessio
     m.reliable_deterioration, m.clinical_pre, m.clinical_post, m.category, m.rc_method, m.cutoff,
     m.higher_is_better, m.intake_severity, m.latest_severity, m.effect_size, m.primary
 FROM metrics_episode_change m
-WHERE ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.clinician_id))
+WHERE ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.scope_clinician))
+ORDER BY m.row_order

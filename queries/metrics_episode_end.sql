@@ -5,4 +5,5 @@ SELECT m.episode_id, m.client_id, m.clinician_id, m.team_id, m.population, m.sta
     m.last_session_date, m.n_sessions, m.closed, m.closed_by, m.end_reason, m.end_type, m.dropout,
     m.days_since_last_session, m.rule
 FROM metrics_episode_end m
-WHERE ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.clinician_id))
+WHERE ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.scope_clinician))
+ORDER BY m.row_order

@@ -1,13 +1,10 @@
 -- Stored episode_status of one episode in scope (the client page and the pack read an episode's
 -- stored rows instead of recomputing them).
--- params: scope_all, scope_clinicians, episode_id
+-- params: scope_all, scope_clinicians, episode_id, clinician_id
 -- columns: episode_id, instrument, latest_session, latest, primary, status, status_words, reason, method, band_p10, band_p25, band_p50, band_p75, band_p90, intake_bin
 SELECT m.episode_id, m.instrument, m.latest_session, m.latest, m.primary, m.status, m.status_words,
     m.reason, m.method, m.band_p10, m.band_p25, m.band_p50, m.band_p75, m.band_p90, m.intake_bin
 FROM metrics_episode_status m
-WHERE m.episode_id = $episode_id
-    AND ($scope_all OR EXISTS (
-        SELECT 1 FROM episode e
-        WHERE e.episode_id = $episode_id
-            AND list_contains(CAST($scope_clinicians AS VARCHAR[]), e.clinician_id)))
+WHERE m.scope_clinician = $clinician_id AND m.episode_id = $episode_id
+    AND ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.scope_clinician))
 ORDER BY m.instrument

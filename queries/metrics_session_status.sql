@@ -1,11 +1,9 @@
 -- Stored session_status (alliance refresh): the status at every outcome rating as if it were the latest, for
--- the episodes in scope (scope through the episode's clinician).
+-- the episodes in scope (scope through the clinician stored beside each row).
 -- params: scope_all, scope_clinicians
 -- columns: episode_id, instrument, session_number, score, status, status_words, reason, method, band_p10, band_p25, band_p50, band_p75, band_p90, intake_bin
 SELECT m.episode_id, m.instrument, m.session_number, m.score, m.status, m.status_words, m.reason, m.method,
     m.band_p10, m.band_p25, m.band_p50, m.band_p75, m.band_p90, m.intake_bin
 FROM metrics_session_status m
-WHERE ($scope_all OR m.episode_id IN (
-    SELECT e.episode_id FROM episode e
-    WHERE list_contains(CAST($scope_clinicians AS VARCHAR[]), e.clinician_id)))
+WHERE ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), m.scope_clinician))
 ORDER BY m.episode_id, m.instrument, m.session_number

@@ -2,6 +2,7 @@
 -- full counts, service_overview, are read only then).
 -- params: scope_all, scope_clinicians
 -- columns: has_ratings
+-- cache: per data version
 SELECT EXISTS (
     SELECT 1 FROM rating r
     WHERE r.episode_id IN (

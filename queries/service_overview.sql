@@ -1,6 +1,7 @@
 -- Counts of what the viewer may see, to tell an empty database (or an empty scope) from a working one.
 -- params: scope_all, scope_clinicians
 -- columns: n_clinicians, n_clients, n_episodes, n_sessions, n_ratings
+-- cache: per data version
 WITH e AS (
     SELECT episode_id, client_id, clinician_id
     FROM episode

@@ -26,6 +26,9 @@ def sample(db):
         "SELECT e.episode_id, e.client_id, e.clinician_id FROM episode e "
         "JOIN rating r USING (episode_id) "
         "WHERE e.episode_id IN (SELECT episode_id FROM rating_item WHERE instrument = 'SRS') "
+        # with a stored sudden change and alliance event: every one-episode query then has rows to return
+        "AND e.episode_id IN (SELECT episode_id FROM metrics_sudden_events) "
+        "AND e.episode_id IN (SELECT episode_id FROM metrics_alliance_events) "
         "GROUP BY ALL HAVING count(*) > 6 ORDER BY 1 LIMIT 1"
     ).fetchone()
     return {
@@ -116,3 +119,62 @@ def test_population_norms_are_used(edge_db):
     svc = Service.open(edge_db)
     srs = svc.episode_ratings("X-ONLYALL-1")
     assert set(srs["instrument"]) == {"SRS"} and set(srs["cutoff"]) == {36}
+
+
+def test_small_answers_are_kept_per_version_of_the_file_and_per_scope(demo_db, tmp_path):
+    """A ``-- cache: per data version`` query (pickers, the store's stamp) is run once per open version of the
+    file, scope and parameters; each caller gets its own copy; a new version of the file is a new Database
+    and answers from its own data; a connection being written never keeps an answer."""
+    import shutil
+
+    import duckdb
+
+    from alliance.db import forget_databases, open_database
+
+    cached = [n for n in query_names() if load_query(n).cached]
+    assert {"clinicians", "clinician_clients", "scope_has_ratings", "metrics_meta"} <= set(cached)
+    assert not load_query("episode_ratings").cached  # one episode's rows: read each time
+
+    path = tmp_path / "copy.duckdb"
+    shutil.copy(demo_db, path)
+    db = open_database(path)
+    full = Service(db, Scope.full_access())
+    first = full.clinicians()
+    one = first["clinician_id"].iloc[0]
+    calls = db._cached_run.cache_info().misses
+    again = full.clinicians()
+    assert db._cached_run.cache_info().misses == calls  # answered from what was kept
+    pd.testing.assert_frame_equal(first, again)
+    again.loc[:, "n_episodes"] = -1  # a caller that changes its frame changes only its own copy
+    assert (full.clinicians()["n_episodes"] >= 0).all()
+    # Another scope is another answer, never the full one.
+    assert set(Service(db, Scope.clinicians(one)).clinicians()["clinician_id"]) == {one}
+
+    # A new version of the file (written beside it and swapped in, as import and refresh do).
+    new = tmp_path / "new.duckdb"
+    shutil.copy(demo_db, new)
+    con = duckdb.connect(str(new))
+    team = first["team_id"].iloc[0]
+    con.execute("INSERT INTO clinician (clinician_id, team_id) VALUES ('CL-NEW', ?)", [team])
+    con.close()
+    new.replace(path)
+    reopened = open_database(path)
+    assert reopened is not db
+    answer = Service(reopened, Scope.full_access()).clinicians()
+    assert set(answer["clinician_id"]) == set(first["clinician_id"]) | {"CL-NEW"}
+    assert db._cached_run.cache_info().misses == calls + 1  # the old version kept its own answers
+
+    forget_databases()
+
+    # A connection being written (the store, an import) runs every query afresh.
+    writable = tmp_path / "writing.duckdb"
+    shutil.copy(demo_db, writable)
+    con = duckdb.connect(str(writable))
+    try:
+        writing = Database.on_connection(con, writable)
+        before = writing.query("clinicians", **Scope.full_access().params())
+        con.execute("INSERT INTO clinician (clinician_id, team_id) VALUES ('CL-NEW2', ?)", [team])
+        after = writing.query("clinicians", **Scope.full_access().params())
+        assert "CL-NEW2" in set(after["clinician_id"]) and len(after) == len(before) + 1
+    finally:
+        con.close()

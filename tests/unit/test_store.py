@@ -16,6 +16,7 @@ from alliance.metrics.alliance_signals import AllianceRules
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.store import (
+    SCOPED_TABLES,
     TABLES,
     StoredMetrics,
     _storable,
@@ -89,6 +90,12 @@ def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
         ends = computed.episode_end
         picks = ends.sort_values("n_sessions", ascending=False)["episode_id"].head(3).tolist()
         picks.append(ends.sort_values("n_sessions")["episode_id"].iloc[0])
+        # and episodes with a sudden change and with an alliance event, so those stored rows are compared too
+        picks += [
+            computed.sudden_events["episode_id"].iloc[0],
+            computed.alliance_events["episode_id"].iloc[0],
+        ]
+        compared = set()
         for episode_id in picks:
             client = ends.loc[ends["episode_id"] == episode_id, "client_id"].iloc[0]
             info = full.episodes(client).set_index("episode_id").loc[episode_id].to_dict()
@@ -98,16 +105,21 @@ def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
             n_outcome = ratings.query("construct == 'outcome'")["score"].notna().sum()
             assert len(kept.session_status) == n_outcome > 0
             for attr in StoredMetrics.EPISODE_READS:
+                if getattr(fresh, attr).empty:  # computed: no rows and maybe no columns; stored: no rows
+                    assert getattr(kept, attr).empty, f"{episode_id} {attr}"
+                    continue
                 pd.testing.assert_frame_equal(
                     plain(_storable(getattr(fresh, attr))),
                     plain(getattr(kept, attr)),
                     obj=f"{episode_id} {attr}",
                 )
+                compared.add(attr)
             other = next(c for c in ends["clinician_id"].unique() if c != info["clinician_id"])
             elsewhere = StoredMetrics(Service(db, Scope.clinicians(other)), SETTINGS).for_episode(
                 info, ratings
             )
             assert all(getattr(elsewhere, attr).empty for attr in StoredMetrics.EPISODE_READS)
+        assert compared == set(StoredMetrics.EPISODE_READS)
     finally:
         db.close()
 
@@ -127,6 +139,90 @@ def test_stored_metrics_are_narrowed_by_scope_in_sql(demo_db):
         assert all(getattr(nobody, attr).empty for attr in StoredMetrics.SCOPED)
     finally:
         db.close()
+
+
+def test_stored_ratings_and_scoped_tables_equal_their_reads_through_the_episodes(demo_db):
+    """Layout 4 keeps the per-episode tables and a copy of the ratings in clinician order, each row with its
+    episode's clinician: narrowed by that column, a clinician's and a team's rows are exactly those found by
+    joining through the episode table (the ratings equal ``Service.scoped_ratings`` row for row, in order),
+    and each stored row's clinician is its episode's."""
+    db = Database(demo_db)
+    try:
+        full = StoredMetrics(Service(db, Scope.full_access()), SETTINGS)
+        ends = full.episode_end
+        one = ends["clinician_id"].value_counts().index[0]
+        team = ends.loc[ends["team_id"] == ends.loc[ends["clinician_id"] == one, "team_id"].iloc[0]]
+        scopes = [Scope.clinicians(one), Scope.clinicians(*sorted(team["clinician_id"].unique()))]
+        for scope in [Scope.full_access(), *scopes]:
+            service = Service(db, scope)
+            stored = full.for_scope(service)
+            computed = ClinicalMetrics(service, SETTINGS)
+            for construct in ("outcome", "alliance"):
+                expected = service.scoped_ratings(construct)
+                kept = getattr(stored, f"{construct}_ratings")
+                assert len(expected) > 0
+                pd.testing.assert_frame_equal(expected, kept, obj=f"{construct} ratings")
+            if scope.all_clinicians:
+                continue
+            episodes = set(computed.episodes["episode_id"])
+            for attr in StoredMetrics.SCOPED:
+                frame = getattr(stored, attr)
+                assert set(frame["episode_id"]) <= episodes, attr
+                pd.testing.assert_frame_equal(
+                    plain(frame),
+                    plain(full_rows(full, attr, episodes)),
+                    obj=attr,
+                )
+        con = duckdb.connect(str(demo_db), read_only=True)
+        try:
+            for table in (*SCOPED_TABLES, "metrics_ratings"):
+                wrong, order = con.execute(
+                    f"SELECT count(*) FILTER (WHERE m.scope_clinician IS DISTINCT FROM e.clinician_id), "
+                    f"bool_and(m.scope_clinician >= lag_clinician OR lag_clinician IS NULL) "
+                    f"FROM (SELECT *, lag(scope_clinician) OVER () AS lag_clinician FROM {table}) m "
+                    f"JOIN episode e USING (episode_id)"
+                ).fetchone()
+                assert wrong == 0, table
+                assert order, f"{table} is not kept in clinician order"
+        finally:
+            con.close()
+    finally:
+        db.close()
+
+
+def test_the_pickers_read_the_stored_episode_list_as_the_live_queries_answer(demo_db):
+    """The client page's lists (a clinician's clients, a client's episodes) come from the store's episode list:
+    the same rows, columns and order as the queries over sessions and ratings, in every scope, and nothing
+    outside the scope."""
+    db = Database(demo_db)
+    try:
+        full = StoredMetrics(Service(db, Scope.full_access()), SETTINGS)
+        ends = full.episode_end
+        busiest = ends["clinician_id"].value_counts()
+        clinicians = [busiest.index[0], busiest.index[-1]]
+        many = ends["client_id"].value_counts()
+        clients = [many.index[0], *ends.loc[ends["clinician_id"] == clinicians[0], "client_id"].head(5)]
+        for scope in (Scope.full_access(), Scope.clinicians(clinicians[0])):
+            service = Service(db, scope)
+            stored = full.for_scope(service)
+            for clinician in clinicians:
+                live = service.clients(clinician)
+                pd.testing.assert_frame_equal(live, stored.client_list(clinician), obj=clinician)
+            for client in clients:
+                live = service.episodes(client)
+                kept = stored.client_episodes(client)
+                assert len(live) or not scope.all_clinicians
+                pd.testing.assert_frame_equal(plain(live), plain(kept), obj=client)
+        outside = full.for_scope(Service(db, Scope.clinicians(clinicians[0])))
+        assert outside.client_list(clinicians[1]).empty
+    finally:
+        db.close()
+
+
+def full_rows(full: StoredMetrics, attr: str, episodes: set) -> pd.DataFrame:
+    """The whole service's rows of ``attr`` for these episodes, in the computed order."""
+    frame = getattr(full, attr)
+    return frame[frame["episode_id"].isin(episodes)]
 
 
 def test_one_changed_rating_makes_the_store_stale_and_refresh_updates_every_table(db_copy):
@@ -196,13 +292,19 @@ def test_cli_refresh(db_copy, capsys):
     con = duckdb.connect(str(db_copy))
     con.execute("DROP TABLE metrics_meta")
     con.close()
-    assert main(["refresh", "--db", str(db_copy), "--as-of", AS_OF.isoformat()]) == 0
+    args = ["refresh", "--db", str(db_copy), "--as-of", AS_OF.isoformat(), "--if-stale"]
+    assert main(args) == 0  # stale (no stamp): refreshed
     assert "refreshed" in capsys.readouterr().out
     db = Database(db_copy)
     try:
         assert is_current(db, SETTINGS)
     finally:
         db.close()
+    # Current: --if-stale leaves the file alone (make serve runs it at every start on the demo).
+    before = db_copy.stat().st_mtime_ns, db_copy.stat().st_ino
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert (db_copy.stat().st_mtime_ns, db_copy.stat().st_ino) == before
 
 
 def test_empty_stored_tables_are_read_by_scope(edge_db):
