@@ -64,6 +64,7 @@ class ClientSelection(param.Parameterized):
         super().__init__(**params)
         self._episodes = pd.DataFrame()
         self._ratings: pd.DataFrame | None = None  # the chosen episode's, published with the story
+        self._reads: tuple = (None, None)  # (episode, its stored metrics being read: Database.submit)
         self._cascading: int | None = None  # the thread running a cascade
         self._cascade_lock = threading.Lock()
         self.param.watch(self._chosen, list(self._STEPS))
@@ -191,6 +192,8 @@ class ClientSelection(param.Parameterized):
         info = self._episodes.set_index("episode_id").loc[self.episode]
         outcome = list(info["outcome_instruments"])
         alliance = list(info["alliance_instruments"])
+        # The episode's stored metrics are read on the reader threads while its ratings are read here.
+        self._reads = (self.episode, self.metrics.episode_reads(self.episode, info["clinician_id"]))
         self._ratings = self.service.episode_ratings(self.episode)
         with param.parameterized.batch_call_watchers(self):
             self.param.outcome_instrument.objects = list(outcome)
@@ -214,15 +217,21 @@ class ClientSelection(param.Parameterized):
         else:
             row = self._episodes.set_index("episode_id").loc[self.episode]
             info = {"episode_id": self.episode, **row.to_dict()}
-            metrics = self.metrics.for_episode(
-                {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
-                ratings,
-            )
             items = (
-                self.service.episode_items(self.episode, self.alliance_instrument)
+                self.service.submit(
+                    "episode_items", episode_id=self.episode, instrument=self.alliance_instrument
+                )
                 if self.alliance_instrument
                 else None
             )
+            episode, reads = self._reads
+            self._reads = (None, None)  # taken once: a change of instrument reads them again
+            metrics = self.metrics.for_episode(
+                {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
+                ratings,
+                reads if episode == self.episode else None,
+            )
+            items = items.result() if items is not None else None
             story = build_story(
                 info, ratings, metrics, self.outcome_instrument, self.alliance_instrument, items
             )

@@ -20,7 +20,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -400,20 +400,24 @@ class StoredMetrics(ClinicalMetrics):
         """``Service.episodes`` from the stored episode list."""
         return self.service._query("metrics_client_episodes", client_id=client_id)
 
-    def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
+    def episode_reads(self, episode_id: str, clinician_id: str) -> dict[str, Future]:
+        """Start reading one episode's stored rows (``EPISODE_READS``, found by the episode's clinician) on
+        the reader threads; ``for_episode`` takes them. A page starts them as soon as it knows the episode,
+        so they run while it reads the episode's ratings."""
+        key = {"episode_id": str(episode_id), "clinician_id": str(clinician_id)}
+        return {attr: self.service.submit(query, **key) for attr, query in self.EPISODE_READS.items()}
+
+    def for_episode(
+        self, episode: dict, ratings: pd.DataFrame, reads: dict[str, Future] | None = None
+    ) -> ClinicalMetrics:
         """One episode's metrics (``ClinicalMetrics.for_episode``): its change, statuses, status at every
-        rating, sudden changes, alliance events and end read from the store (a few rows each, found by the
-        episode's clinician) instead of recomputed; the story's layers are drawn from its ratings."""
+        rating, sudden changes, alliance events and end read from the store (``reads`` when started
+        already, else read now, side by side) instead of recomputed; the story's layers are drawn from its
+        ratings."""
         m = super().for_episode(episode, ratings)
-        key = {"episode_id": str(episode["episode_id"]), "clinician_id": str(episode["clinician_id"])}
-
-        def read(query: str) -> pd.DataFrame:
-            return _restore(self.service._query(query, **key).copy(deep=True))
-
-        # Each read is a few milliseconds of scanning one row group, spent mostly inside DuckDB (the GIL
-        # released): run side by side, the six cost about what the slowest does.
-        reads = _EPISODE_READERS.map(read, self.EPISODE_READS.values())
-        m.__dict__.update(zip(self.EPISODE_READS, reads, strict=True))
+        if reads is None:
+            reads = self.episode_reads(episode["episode_id"], episode["clinician_id"])
+        m.__dict__.update({attr: _restore(f.result().copy(deep=True)) for attr, f in reads.items()})
         return m
 
     @cached_property
@@ -423,10 +427,6 @@ class StoredMetrics(ClinicalMetrics):
     @cached_property
     def expected_change(self) -> pd.DataFrame:
         return self._read("expected_change")
-
-
-#: Threads for one episode's stored reads (shared by the process's sessions; a read waits for a free one).
-_EPISODE_READERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="alliance-episode-read")
 
 
 def _restore(frame: pd.DataFrame) -> pd.DataFrame:

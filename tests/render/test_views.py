@@ -3,13 +3,17 @@ every chart has clinical hover text, and choosing another episode patches the sa
 build per choice, the old episode kept whole under the loading indicator until everything swaps together, and
 the charts spanning the new episode as on a freshly opened page."""
 
+import collections
+
 import panel as pn
 import pytest
 from bokeh.models import DatetimeAxis, HoverTool, Plot
 
 from alliance import state
+from alliance.db import Database
 from alliance.pages import ClientPage, ProblemView, client_page
 from alliance.service import Service
+from alliance.store import StoredMetrics
 from alliance.trajectory import instrument_trajectory
 
 
@@ -189,15 +193,29 @@ def _client_with_two_episodes(service: Service) -> str:
     return counts[counts >= 2].index[0]
 
 
-def test_one_story_build_per_interaction(watched):
+def test_one_story_build_per_interaction(watched, monkeypatch):
     page, root, builds, shows = watched
     sel = page.selection
     busy = []
     sel.param.watch(lambda e: busy.append(e.new), ["busy"])
+    # Every query run, by name (the episode's stored rows are read on the reader threads).
+    queries = collections.Counter()
+    real_run = Database._run
+
+    def run(self, q, params):
+        queries.update([q.name])
+        return real_run(self, q, params)
+
+    monkeypatch.setattr(Database, "_run", run)
+    assert isinstance(sel.metrics, StoredMetrics)  # the demo's store is current
 
     def interaction(action) -> str:
-        builds.clear(), shows.clear(), busy.clear()
+        builds.clear(), shows.clear(), busy.clear(), queries.clear()
         action()
+        # One episode's stored rows read once, started with its ratings and taken by the one story build.
+        stored = {q: queries[q] for q in StoredMetrics.EPISODE_READS.values()}
+        assert stored == dict.fromkeys(stored, 1), queries
+        assert queries["episode_ratings"] <= 1, queries
         assert len(builds) == 1, f"{len(builds)} story builds"
         assert len(shows) == 1 and shows[0] is sel.story  # the charts are drawn once, with that story
         assert busy == [True, False]
