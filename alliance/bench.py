@@ -4,8 +4,10 @@ For each interaction a page offers, the median and 95th percentile over repeated
 (the same objects a served session builds, down to the Bokeh models), next to the bare DuckDB read it rests on
 and the target; then the memory of one server process and of each extra session; then, in headless Chromium
 against a real ``panel serve``, the seconds until each page shows its content for a new session and until the
-chart shows another client. ``--episodes`` sets the size (default 200,000 episodes ≈ 1.5 million sessions);
-``--db`` reuses a database. Speed is measured here, never by timed unit tests.
+chart shows another client; last, the load test: ``--users`` simultaneous real websocket sessions
+(``alliance.loadgen``, no browser: the server does each session's work) against ``--procs`` server processes.
+``--episodes`` sets the size (default 200,000 episodes ≈ 1.5 million sessions); ``--db`` reuses a database.
+Speed is measured here, never by timed unit tests.
 """
 
 from __future__ import annotations
@@ -256,8 +258,7 @@ async def _switch_client(page, timeout: float) -> float:
     return time.perf_counter() - start
 
 
-async def _browser(db: Path, users: int, switches: int, chromium: Path) -> None:
-    import asyncio
+async def _browser(db: Path, switches: int, chromium: Path) -> None:
 
     from playwright.async_api import async_playwright
 
@@ -290,57 +291,53 @@ async def _browser(db: Path, users: int, switches: int, chromium: Path) -> None:
                         row("browser: choose another client", times, target=BROWSER_TARGETS["client switch"])
                     await page.close()
 
-                if users:
-                    errors: list[str] = []
-
-                    async def user(i: int) -> list[float]:
-                        context = await browser.new_context(viewport={"width": 1366, "height": 768})
-                        page = await context.new_page()
-                        page.on("pageerror", lambda exc: errors.append(f"user {i}: {exc}"))
-                        try:
-                            await _open(page, f"{server.url}/client", "client", timeout)
-                            times = [await _switch_client(page, timeout) for _ in range(switches)]
-                            for name in ("caseload", "comparison", "meeting"):
-                                await _open(page, f"{server.url}/{name}", name, timeout)
-                            return times
-                        except Exception as exc:  # a failed session is a result, reported below
-                            errors.append(f"user {i}: {type(exc).__name__}: {str(exc)[:200]}")
-                            return []
-                        finally:
-                            await context.close()
-
-                    start = time.perf_counter()
-                    results = await asyncio.gather(*(user(i) for i in range(users)))
-                    took = time.perf_counter() - start
-                    times = [t for r in results for t in r]
-                    traceback = server_errors(log.read_text())
-                    print(
-                        f"load: {users} simultaneous sessions (client page, {switches} client switches, "
-                        f"caseload, comparison, meeting) in {took:.1f} s; {len(errors)} failed sessions; "
-                        f"server traceback: {'yes' if traceback else 'no'}",
-                        flush=True,
-                    )
-                    for e in errors[:10]:
-                        print(f"  {e}")
-                    if traceback:
-                        print("  " + traceback[0][:1500].replace("\n", "\n  "))
-                    if times:
-                        row(f"load: client switch, {users} sessions", times, target=1.0)
                 await browser.close()
         finally:
             server.stop()
 
 
-def browser_rows(db: Path, users: int, switches: int) -> None:
-    """Each page as a new session in headless Chromium against a real panel serve; switching clients; and
-    ``users`` simultaneous sessions (real websocket sessions) opening pages and switching clients."""
+def browser_rows(db: Path, switches: int) -> None:
+    """Each page as a new session in headless Chromium against a real panel serve, and switching clients."""
     import asyncio
 
     chromium = Path(os.environ.get("ALLIANCE_CHROMIUM", "/usr/bin/chromium"))
     if not chromium.exists():
         print(f"browser: skipped — no Chromium at {chromium} (set ALLIANCE_CHROMIUM)")
         return
-    asyncio.run(_browser(db, users, switches, chromium))
+    asyncio.run(_browser(db, switches, chromium))
+
+
+def load_rows(db: Path, users: int, switches: int, procs: int, think: float) -> None:
+    """``users`` simultaneous real websocket sessions (``alliance.loadgen``: each opens the client page,
+    switches clients, then opens the caseload, comparison and meeting pages) against one ``panel serve``
+    with ``procs`` processes; failed sessions, server tracebacks and the client-switch times."""
+    from alliance.loadgen import run_load
+    from alliance.serving import Server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        server = Server(db, Path(tmp) / "panel.log", num_threads=4, num_procs=procs)
+        try:
+            result = run_load(server.url, users, switches, think=think)
+            traceback = server.errors()
+        finally:
+            server.stop()
+    times = result["switch_times"]
+    print(
+        f"load: {users} simultaneous sessions ({procs} server process{'es' if procs > 1 else ''}, "
+        f"{think:g} s between actions; client page, {switches} client switches, caseload, comparison, "
+        f"meeting) in {result['seconds']:.1f} s; {len(result['failed'])} failed sessions; "
+        f"server traceback: {'yes' if traceback else 'no'}",
+        flush=True,
+    )
+    for e in result["failed"][:10]:
+        print(f"  {e}")
+    if traceback:
+        print("  " + traceback[0][:1500].replace("\n", "\n  "))
+    if times:
+        row(f"load: client switch, {users} sessions", times, target=1.0)
+    for page, seconds in result["page_times"].items():
+        if seconds:
+            row(f"load: {page} page, {users} sessions", seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -349,8 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db", type=Path, default=None, help="reuse an existing database instead")
     parser.add_argument("--repeats", type=int, default=10, help="runs per row (default 10)")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium rows")
-    parser.add_argument("--users", type=int, default=20, help="simultaneous browser sessions (default 20)")
-    parser.add_argument("--switches", type=int, default=3, help="client switches per browser session")
+    parser.add_argument(
+        "--users", type=int, default=20, help="simultaneous websocket sessions of the load test (default 20)"
+    )
+    parser.add_argument("--switches", type=int, default=3, help="client switches per session")
+    parser.add_argument("--procs", type=int, default=2, help="server processes of the load test (default 2)")
+    parser.add_argument("--think", type=float, default=1.0, help="seconds between a load user's actions")
     parser.add_argument("--fresh-client-page", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fresh_client_page:
@@ -368,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generated {args.episodes:,} episodes with stored metrics in {took:.1f} s")
         api_rows(db, args.repeats)
         if not args.no_browser:
-            browser_rows(db, args.users, args.switches)
+            browser_rows(db, args.switches)
+        if args.users:
+            load_rows(db, args.users, args.switches, args.procs, args.think)
     return 0
 
 

@@ -34,8 +34,17 @@ def test_bench_runs_at_a_tiny_size():
     ):
         assert re.search(rf"^{re.escape(name)} +n=\d+ +median +\d+ ms +p95 +\d+ ms", out, re.M), name
     assert re.search(r"MB per extra session", out)
+    # The load test: real websocket sessions (alliance.loadgen) against two server processes, none failed,
+    # no server traceback, and every switch and page timed.
+    load = re.search(
+        r"^load: 2 simultaneous sessions \(2 server processes.*; (\d+) failed sessions; "
+        r"server traceback: (\w+)",
+        out,
+        re.M,
+    )
+    assert load and load.groups() == ("0", "no"), out[-3000:]
+    for name in ("client switch", "client page", "caseload page", "comparison page", "meeting page"):
+        assert re.search(rf"^load: {name}, 2 sessions +n=\d+ +median", out, re.M), name
     if with_browser:
         for name in ("client", "caseload", "comparison", "meeting"):
             assert re.search(rf"^browser: {name} +new session until content shows +[\d.]+ s", out, re.M), name
-        load = re.search(r"^load: 2 simultaneous sessions .*; (\d+) failed sessions", out, re.M)
-        assert load and load.group(1) == "0", out[-2000:]

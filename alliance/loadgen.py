@@ -1,0 +1,434 @@
+"""``python -m alliance.loadgen``: many simultaneous users of a real ``panel serve``, without a browser.
+
+Each simulated user does what a person does in ``alliance.bench``'s browser load: opens the client page,
+chooses another client a few times, then opens the caseload, comparison and meeting pages. Every page is a
+real Bokeh session: the page's HTML is fetched over HTTP (the server builds the page then, as for a browser),
+the session's websocket is opened with the token from that HTML, the whole document is pulled into a Python
+``bokeh.document.Document``, and the "document ready" event a browser sends once it has drawn the page is
+sent too (Panel then counts the session as loaded, runs its on-load callbacks and sends the events it held
+back). A client is chosen by setting the Client selector's value in that document, which sends the same
+PATCH-DOC message a browser sends; the server checks it, reads the episode and pushes the new heading and
+charts back over the websocket, and the switch counts only once the heading names the chosen client.
+
+What is measured: the seconds from choosing a client until the page's heading names that client, and from
+asking for a page until its own content has arrived, for ``--users`` users at once; sessions that failed;
+the CPU seconds the server and this process used; and whether the server logged a traceback. The times
+include this process applying the server's messages to its documents (about 30 ms for a client switch).
+
+Why no browser: the server does the work of every session (building the pages, reading the database,
+computing and pushing each update), and that is what a 2-core server has to cope with; a browser's drawing
+happens on each person's own machine. Twenty headless Chromium renderers would need far more CPU and memory
+than the server being measured, on the same machine, and would measure themselves. What this does not
+reproduce: the static JavaScript and CSS files a browser downloads (plain files, cached after the first
+visit), drawing, and the small messages a browser's views send back while they lay out (plot sizes, ranges,
+browser information).
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import os
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bokeh.client import ClientSession
+from bokeh.client.connection import ClientConnection
+from bokeh.client.states import CONNECTED_BEFORE_ACK, DISCONNECTED, ErrorReason
+from bokeh.client.util import websocket_url_for_server_url
+from bokeh.client.websocket import WebSocketClientConnectionWrapper
+from bokeh.document import Document
+from bokeh.events import DocumentReady
+from bokeh.util.token import get_session_id
+from tornado.httpclient import HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop
+from tornado.websocket import websocket_connect
+
+#: Text that only each page shows (``alliance.bench.PAGE_CONTENT``); the client page's is its heading.
+PAGE_CONTENT = {
+    "client": " · episode ",
+    "caseload": "Episodes (flagged first",
+    "comparison": "How to read this page",
+    "meeting": "Agenda for ",
+}
+OTHER_PAGES = ("caseload", "comparison", "meeting")
+_TOKEN = re.compile(r'"token"\s*:\s*"([^"]+)"')
+_HEADING = re.compile(r"Client (\S+) · episode")
+_registered = threading.Lock()
+
+
+def register_models() -> None:
+    """Import every model class the pages' documents use, so that a pulled document can be deserialized.
+
+    Panel defines most of its Bokeh models lazily, and Panel Material UI components create their data models
+    (``ScopedSelect1``, ``Select1``) when their class is defined: the same imports as the server's warm-up
+    (``alliance.warmup``) give the same generated names."""
+    with _registered:
+        import importlib
+        import pkgutil
+
+        import panel.models
+        import panel_material_ui  # noqa: F401
+
+        for module in pkgutil.iter_modules(panel.models.__path__):
+            try:
+                importlib.import_module(f"panel.models.{module.name}")
+            except ImportError:  # a model for an optional package no page uses
+                pass
+        import alliance.pages  # noqa: F401
+        import alliance.views.caseload  # noqa: F401
+        import alliance.views.comparison  # noqa: F401
+        import alliance.views.meeting  # noqa: F401
+
+
+class PatientConnection(ClientConnection):
+    """Bokeh's client connection, except that it waits as long as ``timeout`` for the websocket to open:
+    bokeh's own gives up after Tornado's default of 20 seconds, which a busy server can take, while a browser
+    keeps waiting."""
+
+    def __init__(self, session: ClientSession, websocket_url: str, io_loop: IOLoop, timeout: float):
+        super().__init__(session=session, websocket_url=websocket_url, io_loop=io_loop)
+        self._timeout = timeout
+
+    async def _connect_async(self) -> None:  # ClientConnection._connect_async with the timeouts set
+        request = HTTPRequest(self._url, connect_timeout=self._timeout, request_timeout=self._timeout)
+        try:
+            socket = await websocket_connect(
+                request, subprotocols=["bokeh", self._session.token], max_message_size=self._max_message_size
+            )
+            self._socket = WebSocketClientConnectionWrapper(socket)
+        except HTTPClientError as exc:
+            await self._transition_to_disconnected(
+                DISCONNECTED(ErrorReason.HTTP_ERROR, exc.code, exc.message)
+            )
+            return
+        except Exception as exc:
+            await self._transition_to_disconnected(DISCONNECTED(ErrorReason.NETWORK_ERROR, None, repr(exc)))
+            return
+        await self._transition(CONNECTED_BEFORE_ACK())
+
+
+class PageSession(ClientSession):
+    """A websocket session joining the server session that a page's HTML request created, with the token
+    that page carried (as the page's JavaScript does), instead of a new session of bokeh's own."""
+
+    def __init__(self, token: str, websocket_url: str, timeout: float):
+        self._page_token = token
+        loop = IOLoop()  # the session's own; closed by Visit.close
+        super().__init__(session_id=get_session_id(token), websocket_url=websocket_url, io_loop=loop)
+        self._connection = PatientConnection(self, websocket_url, loop, timeout)
+
+    @property
+    def token(self) -> str:
+        return self._page_token
+
+
+def _bounded(session: ClientSession, timeout: float, what: str, step: Callable[[], object]) -> None:
+    """Run ``step`` (which runs the session's IO loop) for at most ``timeout`` seconds: past it the session
+    is closed, which ends the step, and TimeoutError is raised."""
+    loop = session._connection.io_loop
+    expired = []
+
+    def expire() -> None:
+        expired.append(True)
+        session.close("load generator: no answer in time")
+        loop.call_later(5.0, loop.stop)  # in case the closing handshake does not finish either
+
+    handle = loop.call_later(timeout, expire)
+    try:
+        step()
+    except Exception as exc:
+        if expired:
+            raise TimeoutError(f"{what}: no answer within {timeout:.0f} s") from exc
+        raise
+    finally:
+        loop.remove_timeout(handle)
+    if expired:
+        raise TimeoutError(f"{what}: no answer within {timeout:.0f} s")
+
+
+def _wait_for(session: ClientSession, done: Callable[[], bool], timeout: float, what: str) -> None:
+    """Apply the server's messages to the session's document until ``done()`` (checked after each one)."""
+    connection = session._connection  # bokeh's client waits only through its connection's private loop
+    _bounded(session, timeout, what, lambda: connection._loop_until(lambda: done() or not session.connected))
+    if not done():
+        raise ConnectionError(f"{what}: the server closed the session")
+
+
+def texts(doc: Document):
+    """The text of every HTML, Markdown and Typography model of a document (as sent: HTML-escaped)."""
+    for model in list(doc.models):
+        for name in ("text", "object"):
+            if name in model.properties():
+                value = getattr(model, name)
+                if isinstance(value, str):
+                    yield value
+
+
+def shows(doc: Document, words: str) -> bool:
+    """Whether some text of the document holds ``words``."""
+    escaped = html.escape(words, quote=False)
+    return any(words in text or escaped in text for text in texts(doc))
+
+
+def heading_client(doc: Document) -> str | None:
+    """The client the client page's heading names ("Client C-1 · episode E1"), if any."""
+    for text in texts(doc):
+        found = _HEADING.search(html.unescape(text))
+        if found:
+            return found.group(1)
+    return None
+
+
+class Visit:
+    """One page open in a simulated browser tab: a live session with its synced document."""
+
+    def __init__(self, url: str, page: str, timeout: float):
+        """Fetch the page's HTML, join its session over the websocket, pull the document, say that it is
+        drawn, and wait until the page's own content has arrived; ``seconds`` is how long that took."""
+        start = time.perf_counter()
+        with urllib.request.urlopen(f"{url}/{page}", timeout=timeout) as response:
+            found = _TOKEN.search(response.read().decode("utf-8", errors="replace"))
+        if found is None:
+            raise RuntimeError(f"{page}: the page's HTML holds no session token")
+        self.page = page
+        self.session = PageSession(found.group(1), websocket_url_for_server_url(f"{url}/{page}"), timeout)
+        try:
+            _bounded(self.session, timeout, f"{page}: pulling the document", self.session.pull)
+            self.doc = self.session.document
+            self.doc.callbacks.send_event(DocumentReady())  # sent with the next run of the session's loop
+            _wait_for(self.session, lambda: shows(self.doc, PAGE_CONTENT[page]), timeout, f"{page}: content")
+        except BaseException:
+            self.close()
+            raise
+        self.seconds = time.perf_counter() - start
+
+    def client_selector(self):
+        """The Client selector's data model (a Panel Material UI ``ScopedSelect``: value and options)."""
+        for model in self.doc.models:
+            props = model.properties()
+            if {"label", "value", "options"} <= props and model.label == "Client":
+                return model
+        raise LookupError("client page: no Client selector in the document")
+
+    def switch_client(self, rng: random.Random, timeout: float) -> float:
+        """Choose another client in the selector; seconds until the heading names that client."""
+        select = self.client_selector()
+        options = [o[0] if isinstance(o, (list, tuple)) else o for o in select.options]
+        others = [str(o) for o in options if str(o) != str(select.value)]
+        if not others:
+            raise LookupError(f"client page: no other client to choose than {select.value!r}")
+        chosen = rng.choice(others)
+        start = time.perf_counter()
+        select.value = chosen  # a PATCH-DOC to the server, as the browser sends
+        _wait_for(
+            self.session,
+            lambda: heading_client(self.doc) == chosen,
+            timeout,
+            f"client page: heading for {chosen} (still {heading_client(self.doc)})",
+        )
+        return time.perf_counter() - start
+
+    def close(self, wait: float = 60.0) -> None:
+        """Close the websocket as a browser does when the tab closes or navigates away: send the closing
+        frame and wait, at most ``wait`` seconds, for the server's (reading what it still sends); then free
+        the session's IO loop. Dropping the connection instead would reset it with the server's last messages
+        unread, which a browser does not do. May run in another thread than the one that opened the visit."""
+        loop = self.session._connection.io_loop
+
+        def send_closing_frame() -> None:
+            protocol = getattr(getattr(self.session._connection._socket, "_socket", None), "protocol", None)
+            self.session.close("page closed")
+            if protocol is not None and protocol._waiting is not None:
+                # Tornado drops the connection when the server has not answered its closing frame within 5 s,
+                # which a busy server may take; the server would see a reset connection that no browser sends.
+                loop.remove_timeout(protocol._waiting)
+                protocol._waiting = None
+
+        try:
+            if self.session.connected:
+                loop.add_callback(send_closing_frame)  # on the session's own loop, in this thread
+                handle = loop.call_later(wait, loop.stop)
+                self.session._connection.loop_until_closed()
+                loop.remove_timeout(handle)
+        finally:
+            loop.close(all_fds=True)
+
+    def leave(self, wait: float, closing: list[threading.Thread], errors: list[str], who: str) -> None:
+        """Close the visit in a thread of its own, as a browser closes the old page's websocket while the
+        next page loads; the thread is added to ``closing``, a failure to close to ``errors``."""
+
+        def close() -> None:
+            try:
+                self.close(wait)
+            except Exception as exc:
+                errors.append(f"{who}, closing the {self.page} page: {type(exc).__name__}: {exc}")
+
+        thread = threading.Thread(target=close, name=f"loadgen-close-{self.page}", daemon=True)
+        closing.append(thread)
+        thread.start()
+
+
+def simulate_user(
+    url: str,
+    index: int,
+    switches: int,
+    timeout: float,
+    think: float,
+    closing: list[threading.Thread],
+    errors: list[str],
+) -> dict:
+    """One person: the client page, ``switches`` other clients, then the caseload, comparison and meeting
+    pages in the same tab (each new page closes the previous one's session). Returns the seconds measured and
+    the error that ended the visit, if any; the sessions' closing threads are added to ``closing``."""
+    rng = random.Random(index)
+    result: dict = {"switch_times": [], "page_times": {}, "error": None}
+    who = f"user {index}"
+    visit = None
+    step = "client page"
+    try:
+        visit = Visit(url, "client", timeout)
+        result["page_times"]["client"] = visit.seconds
+        for n in range(switches):
+            step = f"client switch {n + 1}"
+            time.sleep(think)
+            result["switch_times"].append(visit.switch_client(rng, timeout))
+        for page in OTHER_PAGES:
+            step = f"{page} page"
+            time.sleep(think)
+            visit.leave(timeout, closing, errors, who)
+            visit = None
+            visit = Visit(url, page, timeout)
+            result["page_times"][page] = visit.seconds
+    except Exception as exc:  # a failed session is a result, reported with the others
+        result["error"] = f"{who}, {step}: {type(exc).__name__}: {str(exc)[:300]}"
+    finally:
+        if visit is not None:
+            visit.leave(timeout, closing, errors, who)
+    return result
+
+
+def run_load(url: str, users: int, switches: int, timeout: float = 120.0, think: float = 1.0) -> dict:
+    """Run ``users`` simulated users at once against the ``panel serve`` at ``url``, each opening the client
+    page, choosing another client ``switches`` times, then opening the caseload, comparison and meeting pages.
+
+    Each user runs in its own thread with its own sessions, each session with its own IO loop (bokeh's
+    client). ``think`` seconds pass before each choice and page, as a person (and the selector's menu) takes.
+    Every step waits at most ``timeout`` seconds. Returns the total seconds, the failed users' errors, every
+    client switch's seconds, and each page's seconds until its content arrived."""
+    register_models()
+    closing: list[threading.Thread] = []
+    close_errors: list[str] = []
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=max(1, users), thread_name_prefix="loadgen-user") as pool:
+        results = list(
+            pool.map(
+                lambda i: simulate_user(url, i, switches, timeout, think, closing, close_errors), range(users)
+            )
+        )
+    took = time.perf_counter() - start
+    for thread in closing:  # every session closed before the server is looked at
+        thread.join()
+    pages: dict[str, list[float]] = {page: [] for page in PAGE_CONTENT}
+    for r in results:
+        for page, seconds in r["page_times"].items():
+            pages[page].append(seconds)
+    return {
+        "seconds": took,
+        "failed": [r["error"] for r in results if r["error"]] + close_errors,
+        "switch_times": [t for r in results for t in r["switch_times"]],
+        "page_times": pages,
+    }
+
+
+def p95(times: list[float]) -> float:
+    """The 95th percentile of ``times`` (nearest rank)."""
+    s = sorted(times)
+    return s[min(len(s) - 1, round(0.95 * (len(s) - 1)))]
+
+
+def report(result: dict, users: int, switches: int) -> None:
+    """Print what ``run_load`` measured."""
+    print(
+        f"load: {users} simultaneous users (client page, {switches} client switches, caseload, comparison, "
+        f"meeting) in {result['seconds']:.1f} s; {len(result['failed'])} failed",
+        flush=True,
+    )
+    for error in result["failed"][:10]:
+        print(f"  {error}")
+    times = result["switch_times"]
+    if times:
+        print(
+            f"client switch: n={len(times)} median {statistics.median(times) * 1000:.0f} ms  "
+            f"p95 {p95(times) * 1000:.0f} ms  max {max(times) * 1000:.0f} ms"
+        )
+    for page, times in result["page_times"].items():
+        if times:
+            print(
+                f"{page:<10} page until its content arrived: n={len(times)} "
+                f"median {statistics.median(times):.2f} s  p95 {p95(times):.2f} s"
+            )
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU seconds (user and system) a process has used so far: this one, or another by id (Linux)."""
+    if pid is None:
+        return time.process_time()
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start a ``panel serve`` of the dashboards on ``--db``, run the load against it, print what was
+    measured and stop the server. Exit status 1 when a user failed or the server logged a traceback."""
+    from alliance import config
+    from alliance.serving import Server
+
+    parser = argparse.ArgumentParser(prog="python -m alliance.loadgen", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", type=Path, default=config.DEFAULT_DB, help="database the server reads")
+    parser.add_argument("--users", type=int, default=20, help="simultaneous users (default 20)")
+    parser.add_argument("--switches", type=int, default=3, help="client switches per user (default 3)")
+    parser.add_argument("--think", type=float, default=1.0, help="seconds before each action (default 1)")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds each step may take")
+    parser.add_argument("--threads", type=int, default=4, help="the server's --num-threads (default 4)")
+    parser.add_argument("--log", type=Path, default=None, help="keep the server's log in this file")
+    args = parser.parse_args(argv)
+    if not args.db.exists():
+        parser.error(f"no database at {args.db} (build one with `alliance demo --out PATH`)")
+    register_models()  # before the clock starts
+    with tempfile.TemporaryDirectory() as tmp:
+        log = args.log or Path(tmp) / "panel.log"
+        server = Server(args.db, log, num_threads=args.threads)
+        try:
+            print(f"panel serve of {args.db} at {server.url} (--num-threads {args.threads})", flush=True)
+            before = cpu_seconds(), cpu_seconds(server.proc.pid)
+            result = run_load(server.url, args.users, args.switches, args.timeout, args.think)
+            ours, theirs = cpu_seconds() - before[0], cpu_seconds(server.proc.pid) - before[1]
+            report(result, args.users, args.switches)
+            print(
+                f"CPU during the load: server {theirs:.0f} s, this load generator {ours:.0f} s, "
+                f"over {result['seconds']:.0f} s on {os.cpu_count()} cores"
+            )
+            errors = server.errors()
+            print(
+                f"server log: {len(errors)} record(s) with a traceback"
+                + (f" (log {log})" if args.log else "")
+            )
+            for error in errors[:3]:
+                print("  " + error.strip()[-2000:].replace("\n", "\n  "))
+        finally:
+            server.stop()
+    return 1 if result["failed"] or errors else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
