@@ -14,6 +14,7 @@ import pandas as pd
 import panel as pn
 import panel_material_ui as pmui
 import param
+from panel.util import edit_readonly
 from panel.viewable import Viewer
 
 from alliance import audit, style
@@ -49,7 +50,7 @@ class ProblemView(Viewer):
 
     def page(self) -> pmui.Page:
         """The served page: just the message."""
-        return pmui.Page(title="Alliance", header=self.header, main=[self])
+        return served_page(title="Alliance", header=self.header, main=[self])
 
 
 def _database_problem(exc: DatabaseError) -> ProblemView:
@@ -75,6 +76,21 @@ def viewer_scope(page: str, path=None) -> Scope | ProblemView:
         )
     except DatabaseError as exc:
         return _database_problem(exc)
+
+
+def served_page(**params) -> pmui.Page:
+    """A served page's Material UI template, without its busy indicator.
+
+    ``pmui.Page`` follows Panel's process-wide ``pn.state.busy``: every event any session of the process
+    handles turns it on and off, and each open page then sends the change to its browser, which Panel
+    prepares by walking every Bokeh model of that page (about 30 ms for a client page at service scale, twice
+    per event). With twenty sessions open, one person's click cost the server over a second of work for the
+    others' pages, and every page showed a busy bar for other people's work. The pages show their own
+    loading indicators on what is being updated instead."""
+    page = pmui.Page(busy_indicator=None, **params)
+    with edit_readonly(page):
+        page.busy = False  # a value instead of the reference to pn.state.busy: no longer follows it
+    return page
 
 
 def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView:
@@ -258,7 +274,7 @@ class ClientPage(Viewer):
         self.follow_url()
         self._live = True
         self._record_view(self.selection.episode_info)
-        return pmui.Page(
+        return served_page(
             title="Alliance · Client",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
@@ -460,7 +476,7 @@ class CaseloadPage(Viewer):
             self.state.clinician = clinician
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"clinician": "clinician"})
-        return pmui.Page(
+        return served_page(
             title="Alliance · Caseload",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
@@ -536,7 +552,7 @@ class ComparisonPage(Viewer):
     def page(self) -> pmui.Page:
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"team": "team", "instrument": "instrument"})
-        return pmui.Page(
+        return served_page(
             title="Alliance · Comparison",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],
@@ -859,7 +875,7 @@ class MeetingPage(Viewer):
             self.state.supervisor = supervisor
         if pn.state.location is not None:
             pn.state.location.sync(self.state, {"supervisor": "supervisor"})
-        self._page = pmui.Page(
+        self._page = served_page(
             title="Alliance · Supervision meeting",
             header=[*access_header(self.service.scope), data_status(self.service)],
             sidebar=[self.widgets, self.scope_note],

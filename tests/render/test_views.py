@@ -290,3 +290,26 @@ def test_after_a_switch_the_charts_span_the_episode_as_on_a_fresh_page(client, d
     assert len(switched) == 1 and switched == opened
     (start, end), n = switched.pop(), sel.story.outcome["session_number"].max()
     assert start < 1 < n < end < old_end
+
+
+def test_served_pages_do_not_follow_the_process_wide_busy_state(tmp_path):
+    """pmui.Page follows Panel's process-wide busy flag, so every event of any session made every open page
+    walk its models and show a busy bar for someone else's work: each page is built without it."""
+    import inspect
+
+    from panel.util import edit_readonly
+
+    from alliance import pages
+
+    page = client_page(tmp_path / "nowhere.duckdb").page()  # the problem page: no database needed
+    page.get_root()
+    assert page.busy_indicator is None
+    with edit_readonly(pn.state):
+        pn.state.busy = True
+    try:
+        assert page.busy is False
+    finally:
+        with edit_readonly(pn.state):
+            pn.state.busy = False
+    # Every page is made by served_page (the one place that builds a pmui.Page).
+    assert inspect.getsource(pages).count("pmui.Page(") == 1
