@@ -296,10 +296,12 @@ class Database:
         """``query`` of a ``-- cache: per data version`` query, kept for this open version of the file
         (bounded; a new version of the file is a new ``Database``, so it never answers from an old one)."""
 
+        database = weakref.ref(self)  # no cycle through the cache: an old version is freed when let go
+
         @lru_cache(maxsize=4096)
         def run(name: str, frozen: tuple) -> pd.DataFrame:
             params = {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
-            return self._run(load_query(name), params)
+            return database()._run(load_query(name), params)
 
         return run
 

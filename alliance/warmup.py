@@ -48,13 +48,6 @@ def warm(path=None) -> float:
         log.warning("warm-up without the database (%s); the pages will say what is wrong", exc)
     except Exception:  # a warm-up must never keep the server from starting
         log.exception("warm-up could not draw the client charts; the server starts anyway")
-    # What the warm-up loaded (modules, the shared metrics) stays for the life of the process: out of the
-    # garbage collector's oldest generation, whose full passes then take a few milliseconds instead of about
-    # 125 ms in the middle of someone's client switch (measured at 200,000 episodes).
-    import gc
-
-    gc.collect()
-    gc.freeze()
     seconds = time.perf_counter() - start
     log.info("warm-up done in %.1f s", seconds)
     return seconds

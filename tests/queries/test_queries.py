@@ -178,3 +178,21 @@ def test_small_answers_are_kept_per_version_of_the_file_and_per_scope(demo_db, t
         assert "CL-NEW2" in set(after["clinician_id"]) and len(after) == len(before) + 1
     finally:
         con.close()
+
+
+def test_a_database_with_kept_answers_is_freed_when_let_go(demo_db):
+    """The kept answers hold no reference back to their Database: an old version of a file (and its DuckDB
+    connection and cache) goes as soon as no session holds it, without waiting for the cycle collector."""
+    import gc
+    import weakref
+
+    database = Database(demo_db)
+    Service(database, Scope.full_access()).clinicians()  # an answer kept
+    assert database._cached_run.cache_info().currsize == 1
+    gone = weakref.ref(database)
+    gc.disable()
+    try:
+        del database
+        assert gone() is None
+    finally:
+        gc.enable()
