@@ -32,3 +32,16 @@ def apply_defaults() -> None:
         hv.opts.Scatter(size=9, show_grid=True),
         hv.opts.Overlay(show_legend=False),
     )
+
+
+def lean_renderers(*figures) -> None:
+    """Drop the glyph copies Bokeh makes for every renderer's unselected and muted looks. Nothing on these
+    charts selects or mutes (no tap, box-select or legend tools), and every copy is one more model that each
+    session builds, walks, serialises and sends: a third of the client charts' glyph models."""
+    from bokeh.models import GlyphRenderer
+
+    for fig in figures:
+        for renderer in fig.renderers:
+            if isinstance(renderer, GlyphRenderer):
+                renderer.nonselection_glyph = None
+                renderer.muted_glyph = None

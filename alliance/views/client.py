@@ -279,6 +279,7 @@ class ChartLayers:
         figures.append(events)
 
         self._figures = figures
+        style.lean_renderers(*figures)
         self._grid = gridplot(
             [[f] for f in figures],
             merge_tools=not self._printed,

@@ -184,6 +184,7 @@ class FunnelPlot(Viewer):
             size=11,
         )
         fig.add_tools(HoverTool(renderers=[points], tooltips=[("", "@label")]))
+        style.lean_renderers(fig)
         self.figure = fig
         self._draw()
         self.state.param.watch(self._draw, ["revision", "measure"])
@@ -317,6 +318,7 @@ class CaterpillarPlot(Viewer):
             "order", "eb", source=src["points"], color=style.CONSTRUCT_COLOURS["outcome"], size=8
         )
         fig.add_tools(HoverTool(renderers=[points], tooltips=[("", "@label")]))
+        style.lean_renderers(fig)
         self.figure = fig
         self._draw()
         self.state.param.watch(self._draw, ["revision"])

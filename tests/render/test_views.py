@@ -313,3 +313,19 @@ def test_served_pages_do_not_follow_the_process_wide_busy_state(tmp_path):
             pn.state.busy = False
     # Every page is made by served_page (the one place that builds a pmui.Page).
     assert inspect.getsource(pages).count("pmui.Page(") == 1
+
+
+def test_the_client_charts_carry_no_unused_glyph_copies(client):
+    """Nothing on the client charts selects or mutes: Bokeh's unselected and muted copies of each glyph are
+    dropped (each would be one more model per session to build, serialise and send)."""
+    from bokeh.models import GlyphRenderer
+
+    pn.panel(client).get_root()
+    renderers = [
+        r
+        for fig in client.charts.grid.select({"type": Plot})
+        for r in fig.renderers
+        if isinstance(r, GlyphRenderer)
+    ]
+    assert len(renderers) >= 10
+    assert all(r.nonselection_glyph is None and r.muted_glyph is None for r in renderers)
