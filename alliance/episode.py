@@ -8,6 +8,7 @@ raised, with its rule.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,6 +27,14 @@ def _day(d) -> str:
 
 
 def _empty(columns) -> pd.DataFrame:
+    """An empty layer with these columns (a copy: the story's builders add columns to it)."""
+    return _empty_layer(tuple(columns)).copy()
+
+
+@functools.cache
+def _empty_layer(columns: tuple[str, ...]) -> pd.DataFrame:
+    # Made once per set of columns: building a frame of typed empty columns costs about as much as a small
+    # layer, and a story starts from six of them.
     return pd.DataFrame(
         {c: pd.Series(dtype=float if c not in ("description", "status", "kind") else object) for c in columns}
     )
