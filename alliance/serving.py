@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -95,6 +96,8 @@ class Server:
             env=env,
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
+            # Its own process group: with --num-procs the server forks, and the forks must stop with it.
+            start_new_session=True,
         )
         try:
             wait_for_http(self.url + "/client", timeout=180)
@@ -108,8 +111,31 @@ class Server:
         return server_errors(self.log.read_text())
 
     def stop(self) -> None:
-        self.proc.terminate()
+        """Stop the server and every process it forked (``--num-procs``): the forks outlive their parent and
+        do not all stop on SIGTERM, so the whole process group is asked to stop, then killed."""
+        group = self.proc.pid
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            return
         try:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
+            pass
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and _group_alive(group):
+            time.sleep(0.1)
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+def _group_alive(group: int) -> bool:
+    """Whether any process of the process group ``group`` is still running."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True

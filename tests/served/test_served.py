@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -189,3 +190,42 @@ def test_a_missing_database_is_a_message_not_a_traceback(tmp_path: Path):
     finally:
         server.stop()
     assert not server.errors(), server.errors()[0]
+
+
+@pytest.mark.served
+def test_several_server_processes_share_the_file_and_all_stop(demo_db, tmp_path: Path):
+    """``--num-procs 2``: both processes answer from the one read-only file with its stored metrics, and
+    stopping the server stops the processes it forked too (they outlive their parent otherwise)."""
+    server = Server(demo_db, tmp_path / "panel.log", num_procs=2)
+    group = server.proc.pid
+    try:
+        for _ in range(4):  # the kernel hands the connections to either process
+            status, page = get(f"{server.url}/client")
+            assert status == 200 and "Traceback" not in page
+        children = [
+            int(p)
+            for p in os.listdir("/proc")
+            if p.isdigit() and p != str(group) and _group_of(int(p)) == group
+        ]
+        assert len(children) >= 2, children  # the forked processes serve
+    finally:
+        server.stop()
+    assert not [p for p in children if _alive(p)], "forked server processes outlived the server"
+    with pytest.raises(ProcessLookupError):  # nothing is left of the server's process group
+        os.killpg(group, 0)
+    assert not server.errors(), server.errors()[0]
+
+
+def _group_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except (ProcessLookupError, PermissionError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
