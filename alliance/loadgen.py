@@ -179,6 +179,11 @@ def shows(doc: Document, words: str) -> bool:
     return any(words in text or escaped in text for text in texts(doc))
 
 
+def _heading_in(text: str) -> str | None:
+    found = _HEADING.search(html.unescape(text))
+    return found.group(1) if found else None
+
+
 def heading_client(doc: Document) -> str | None:
     """The client the client page's heading names ("Client C-1 · episode E1"), if any."""
     for text in texts(doc):
@@ -229,12 +234,14 @@ class Visit:
         chosen = rng.choice(others)
         start = time.perf_counter()
         select.value = chosen  # a PATCH-DOC to the server, as the browser sends
-        _wait_for(
-            self.session,
-            lambda: heading_client(self.doc) == chosen,
-            timeout,
-            f"client page: heading for {chosen} (still {heading_client(self.doc)})",
-        )
+        try:
+            _wait_for(self.session, lambda: heading_client(self.doc) == chosen, timeout, "client page")
+        except (TimeoutError, ConnectionError) as exc:
+            headings = sorted({h for h in map(_heading_in, texts(self.doc)) if h})
+            raise type(exc)(
+                f"{exc}: heading for {chosen} never came (headings in the document: {headings}; the "
+                f"selector now holds {select.value!r})"
+            ) from None
         return time.perf_counter() - start
 
     def close(self, wait: float = 60.0) -> None:
