@@ -35,8 +35,9 @@ from alliance.scope import Scope
 from alliance.service import Service
 
 #: Version of the stored layout; a store written by another layout is stale. Layout 4: every per-episode
-#: table carries its episode's clinician (``scope_clinician``) and is kept in clinician order, and the
-#: ratings the metrics read are kept once more in that order (``metrics_ratings``).
+#: table carries its episode's clinician (``scope_clinician``) and is kept in clinician order, the ratings
+#: the metrics read are kept once more in that order (``metrics_ratings``), and the client page's lists are
+#: kept too (``metrics_client_episodes``, ``metrics_clinician_clients``).
 STORE_VERSION = "4"
 
 #: Stored table → (ClinicalMetrics attribute, named query that reads it back).
