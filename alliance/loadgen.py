@@ -94,12 +94,19 @@ class PatientConnection(ClientConnection):
     bokeh's own gives up after Tornado's default of 20 seconds, which a busy server can take, while a browser
     keeps waiting."""
 
-    def __init__(self, session: ClientSession, websocket_url: str, io_loop: IOLoop, timeout: float):
+    def __init__(
+        self, session: ClientSession, websocket_url: str, io_loop: IOLoop, timeout: float, cookie: str = ""
+    ):
         super().__init__(session=session, websocket_url=websocket_url, io_loop=io_loop)
-        self._timeout = timeout
+        self._timeout, self._cookie = timeout, cookie
 
-    async def _connect_async(self) -> None:  # ClientConnection._connect_async with the timeouts set
-        request = HTTPRequest(self._url, connect_timeout=self._timeout, request_timeout=self._timeout)
+    async def _connect_async(self) -> None:  # ClientConnection._connect_async with the timeouts (and cookie)
+        request = HTTPRequest(
+            self._url,
+            connect_timeout=self._timeout,
+            request_timeout=self._timeout,
+            headers={"Cookie": self._cookie} if self._cookie else None,
+        )
         try:
             socket = await websocket_connect(
                 request, subprotocols=["bokeh", self._session.token], max_message_size=self._max_message_size
@@ -120,11 +127,12 @@ class PageSession(ClientSession):
     """A websocket session joining the server session that a page's HTML request created, with the token
     that page carried (as the page's JavaScript does), instead of a new session of bokeh's own."""
 
-    def __init__(self, token: str, websocket_url: str, timeout: float):
+    def __init__(self, token: str, websocket_url: str, timeout: float, cookie: str = ""):
+        """``cookie``: the Cookie header a signed-in browser sends with the websocket's request."""
         self._page_token = token
         loop = IOLoop()  # the session's own; closed by Visit.close
         super().__init__(session_id=get_session_id(token), websocket_url=websocket_url, io_loop=loop)
-        self._connection = PatientConnection(self, websocket_url, loop, timeout)
+        self._connection = PatientConnection(self, websocket_url, loop, timeout, cookie)
 
     @property
     def token(self) -> str:
@@ -196,21 +204,28 @@ def heading_client(doc: Document) -> str | None:
 class Visit:
     """One page open in a simulated browser tab: a live session with its synced document."""
 
-    def __init__(self, url: str, page: str, timeout: float):
-        """Fetch the page's HTML, join its session over the websocket, pull the document, say that it is
-        drawn, and wait until the page's own content has arrived; ``seconds`` is how long that took."""
+    def __init__(self, url: str, page: str, timeout: float, cookie: str = ""):
+        """Fetch the page's HTML (``html``), join its session over the websocket, pull the document, say
+        that it is drawn, and wait until the page's own content has arrived; ``seconds`` is how long that
+        took. ``page`` may carry a query (``client?client=C-1``); ``cookie``: a signed-in browser's Cookie
+        header."""
         start = time.perf_counter()
-        with urllib.request.urlopen(f"{url}/{page}", timeout=timeout) as response:
-            found = _TOKEN.search(response.read().decode("utf-8", errors="replace"))
+        request = urllib.request.Request(f"{url}/{page}", headers={"Cookie": cookie} if cookie else {})
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            self.html = response.read().decode("utf-8", errors="replace")
+        found = _TOKEN.search(self.html)
         if found is None:
             raise RuntimeError(f"{page}: the page's HTML holds no session token")
-        self.page = page
-        self.session = PageSession(found.group(1), websocket_url_for_server_url(f"{url}/{page}"), timeout)
+        path = page.split("?")[0]
+        self.page = path
+        self.session = PageSession(
+            found.group(1), websocket_url_for_server_url(f"{url}/{path}"), timeout, cookie
+        )
         try:
             _bounded(self.session, timeout, f"{page}: pulling the document", self.session.pull)
             self.doc = self.session.document
             self.doc.callbacks.send_event(DocumentReady())  # sent with the next run of the session's loop
-            _wait_for(self.session, lambda: shows(self.doc, PAGE_CONTENT[page]), timeout, f"{page}: content")
+            _wait_for(self.session, lambda: shows(self.doc, PAGE_CONTENT[path]), timeout, f"{page}: content")
         except BaseException:
             self.close()
             raise

@@ -93,6 +93,27 @@ def served_page(**params) -> pmui.Page:
     return page
 
 
+def serve(page) -> None:
+    """Under ``panel serve``, add the page's template (``page.page()``) to the session being built, with
+    Panel's style sheets served from here; in a notebook kernel, nothing (the page shows inline).
+
+    The server keeps one session per page to write later visitors' HTML (``--reuse-sessions``) and builds each
+    visitor's own session when its websocket connects. Panel points its components' style sheets at this
+    server's copies only while it writes a page's HTML; a session built on connect would fetch them from a
+    public CDN: a request to a third party from the clinic's network, and an unstyled page without internet
+    access."""
+    from panel.io.resources import LOCAL_DIST, patch_model_css
+
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:  # pn.state.served, without its walk of the stack
+        return
+    page.page().servable()
+    dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
+    doc.template_variables["dist_url"] = dist_url
+    for root in doc.roots:
+        patch_model_css(root, dist_url=dist_url)
+
+
 def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView:
     """The scoped service for the configured database, or the problem that prevents it."""
     try:

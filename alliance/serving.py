@@ -90,6 +90,9 @@ class Server:
                 str(config.REPO_ROOT / "alliance" / "templates" / "index.html"),
                 "--setup",  # as make serve: the first visitor does not pay for imports and first drawing
                 str(config.REPO_ROOT / "alliance" / "warmup.py"),
+                # One session per page kept to render the page's HTML for later visitors; each visitor's own
+                # session is built once, when its websocket connects (see docs/performance.md).
+                "--reuse-sessions",
                 *extra,
             ],
             cwd=config.REPO_ROOT,

@@ -7,7 +7,9 @@ server sends over the session's websocket (as a browser gets it) with the cookie
 
 from __future__ import annotations
 
+import html
 import http.client
+import json
 import re
 import secrets
 import urllib.parse
@@ -23,6 +25,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.web import create_signed_value
 
 from alliance.auth import add_user, remove_user
+from alliance.loadgen import Visit, register_models, texts
 from tests.conftest import REPO, Server
 from tests.served.test_served import _served_document, document_text
 
@@ -292,6 +295,72 @@ def test_a_clinician_sees_their_own_caseload_only(signin):
     links = set(re.findall(r"client\?client=(C-[0-9a-f]{6})", caseload))
     assert links and links <= mine
     assert not set(CLIENT.findall(caseload)) & others
+    assert not signin.errors(), signin.errors()[0]
+
+
+def _every_string(doc) -> str:
+    """Every value of every model of a pulled document, as text: the tables' cells too."""
+
+    def plain(value):
+        return value.tolist() if hasattr(value, "tolist") else str(value)
+
+    def value(model, name):
+        try:
+            return getattr(model, name)
+        except Exception:  # a property the browser sets (a figure's inner width) has no value here
+            return None
+
+    values = [{k: value(m, k) for k in m.properties()} for m in doc.models]
+    return html.unescape(json.dumps(values, default=plain))
+
+
+def _options(doc, label: str) -> list[str]:
+    """The options of a pulled document's select labelled ``label``."""
+    (select,) = [m for m in doc.models if "options" in m.properties() and getattr(m, "label", None) == label]
+    return [o[0] if isinstance(o, (list, tuple)) else o for o in select.options]
+
+
+def _seen_by(server, name: str, who: str) -> dict:
+    """What ``who`` gets of page ``name`` as a browser does (the HTML, then the session it names over the
+    websocket, with the sign-in cookie): the HTML, the page's texts, every string and the Clinician options."""
+    register_models()
+    visit = Visit(server.url, name, 120, cookie=sign_in(server, who))
+    try:
+        return {
+            "html": visit.html,
+            "texts": html.unescape("\n".join(texts(visit.doc))),
+            "everything": _every_string(visit.doc),
+            "clinicians": _options(visit.doc, "Clinician"),
+        }
+    finally:
+        visit.close()
+
+
+@pytest.mark.served
+@pytest.mark.parametrize("name", ["caseload", "client"])
+def test_a_page_written_from_someone_elses_kept_session_opens_in_the_viewers_own_scope(signin, name):
+    """The server writes later visitors' HTML from one session per page that it keeps (``--reuse-sessions``),
+    which may be a director's; a clinician's HTML then carries no client or clinician code, and their own
+    session, built when their websocket connects, holds their clients only."""
+    people = signin.people
+    me, mine = people["clinician"], people["clients"][people["clinician"]]
+    others = set().union(*(c for cl, c in people["clients"].items() if cl != me)) - mine
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the sessions' own IO loops, outside pytest's thread
+        # The director's visit first: the page's kept session may be theirs.
+        director, clinician, director_again = (
+            pool.submit(_seen_by, signin, name, who).result(timeout=300) for who in ("dir", "cli", "dir")
+        )
+    for seen in (director, clinician, director_again):
+        assert not CLIENT.findall(seen["html"]) and not CODE.findall(seen["html"]), "data in a page's HTML"
+    assert "Signed in as <b>cli (clinician)</b>" in clinician["texts"]
+    shown = set(CLIENT.findall(clinician["everything"]))
+    assert shown and shown <= mine, "the clinician's page shows no client, or another clinician's"
+    assert not shown & others
+    assert set(CODE.findall(clinician["everything"])) <= {me}
+    assert clinician["clinicians"] == [me]
+    # The director after them still has every clinician: nobody's scope is kept for the next person.
+    assert "Signed in as <b>dir (director)</b>" in director_again["texts"]
+    assert len(director_again["clinicians"]) == len(people["clients"]) > 1
     assert not signin.errors(), signin.errors()[0]
 
 

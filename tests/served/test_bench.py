@@ -48,3 +48,4 @@ def test_bench_runs_at_a_tiny_size():
     if with_browser:
         for name in ("client", "caseload", "comparison", "meeting"):
             assert re.search(rf"^browser: {name} +new session until content shows +[\d.]+ s", out, re.M), name
+            assert re.search(rf"^browser: {name}, cache warm +n=3 +median", out, re.M), name

@@ -53,14 +53,15 @@ def test_console_script_and_test_extra():
     }
 
 
-def test_notebooks_are_thin_and_end_with_servable():
+def test_notebooks_are_thin_and_end_by_serving_the_page():
     notebooks = sorted((REPO / "dashboards").glob("*.ipynb"))
     assert notebooks
     for nb_path in notebooks:
         cells = [c for c in json.loads(nb_path.read_text())["cells"] if c["cell_type"] == "code"]
         source = ["".join(c["source"]) for c in cells]
         assert all("%" not in line.lstrip()[:1] for s in source for line in s.splitlines()), nb_path
-        assert source[-1].startswith("if pn.state.served:") and ".servable()" in source[-1], nb_path
+        # alliance.pages.serve: .servable() under panel serve, with Panel's style sheets from this server
+        assert source[-1] == "serve(page)" and "from alliance.pages import" in source[0], nb_path
         assert all(not c.get("outputs") for c in cells), f"{nb_path} is committed with outputs"
         # Thin: no function or class definitions, no SQL.
         assert not any(re.search(r"^\s*(def|class) |SELECT ", s, re.M) for s in source), nb_path

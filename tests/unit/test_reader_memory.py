@@ -67,3 +67,20 @@ def test_the_warm_up_of_a_server_process_sets_the_limit_from_the_environment(dem
         )
         number, unit = out.stdout.split()[-2:]
         assert unit == "MiB" and float(number) * MIB == pytest.approx(expected, rel=0.01), out.stdout
+
+
+def test_the_warm_up_sets_what_the_process_holds_aside_from_the_garbage_collector(demo_db):
+    """A full garbage collection (Panel runs one on the server's main thread after sessions close) walks
+    only what was made after the warm-up, not the libraries, the pages' code and the shared caches; and the
+    warm-up's own leftovers were collected before, not kept for the process's life."""
+    code = (
+        "import gc, sys; from alliance.warmup import warm; warm(sys.argv[1]); "
+        "print(gc.get_freeze_count(), len(gc.get_objects()), gc.collect())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(demo_db)], capture_output=True, text=True, check=True
+    )
+    frozen, walked, collected = map(int, out.stdout.split()[-3:])
+    assert frozen > 100_000, out.stdout  # pandas, Bokeh, Panel and the pages alone hold this many
+    assert walked < frozen / 10, out.stdout
+    assert collected == 0, out.stdout

@@ -1,0 +1,48 @@
+"""Every file a page needs comes from the server itself, for the first visitor of a page and for the ones
+after: the server writes later visitors' HTML from a kept session and builds each visitor's own session when
+its websocket connects (``--reuse-sessions``), and Panel would then point its style sheets at a public CDN —
+a request to a third party from the clinic's network, and tables drawn without their styles offline."""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.test_client_page import TIMEOUT
+
+pytestmark = pytest.mark.browser
+
+# page -> (link, what shows that its content is there)
+PAGES = {
+    "client": ("/client", ".bk-Figure"),
+    "caseload": ("/caseload", ".tabulator-row"),
+    "comparison": ("/comparison", ".tabulator-row"),
+    "meeting": ("/meeting?supervisor=CL08", "text=Open charts"),
+}
+
+
+@pytest.mark.parametrize("name", list(PAGES))
+def test_later_visitors_load_everything_from_the_server(page: Page, served, name):
+    origin = urllib.parse.urlsplit(served.url).netloc
+    link, ready = PAGES[name]
+    requested: list[str] = []
+    failed: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    # (a request the next navigation cut short, net::ERR_ABORTED, did not fail)
+    page.on(
+        "requestfailed", lambda r: "ERR_ABORTED" in (r.failure or "") or failed.append(f"{r.failure} {r.url}")
+    )
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    for visit in ("first", "second"):  # the second visit's session is built when its websocket connects
+        requested.clear()
+        failed.clear()
+        page.goto(f"{served.url}{link}", timeout=TIMEOUT)
+        expect(page.locator(ready).first).to_be_visible(timeout=TIMEOUT)
+        page.wait_for_load_state("networkidle", timeout=TIMEOUT)
+        assert any(u.endswith(".css") or ".css?" in u for u in requested), f"{name}: no style sheet loaded"
+        elsewhere = sorted({u for u in requested if urllib.parse.urlsplit(u).netloc not in (origin, "")})
+        assert not elsewhere, f"{name}, {visit} visit: requests beyond the server: {elsewhere[:5]}"
+        assert not failed, f"{name}, {visit} visit: requests that failed: {failed[:5]}"
+    assert not served.errors(), served.errors()[0]
