@@ -326,7 +326,7 @@ def browser_rows(db: Path, switches: int) -> None:
     asyncio.run(_browser(db, switches, chromium))
 
 
-def load_rows(db: Path, users: int, switches: int, procs: int, think: float) -> None:
+def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arrive: float = 0.0) -> None:
     """``users`` simultaneous real websocket sessions (``alliance.loadgen``: each opens the client page,
     switches clients, then opens the caseload, comparison and meeting pages) against one ``panel serve``
     with ``procs`` processes; failed sessions, server tracebacks and the client-switch times."""
@@ -336,16 +336,17 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float) -> 
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(db, Path(tmp) / "panel.log", num_threads=4, num_procs=procs)
         try:
-            result = run_load(server.url, users, switches, think=think)
+            result = run_load(server.url, users, switches, think=think, arrive=arrive)
             traceback = server.errors()
         finally:
             server.stop()
     times = result["switch_times"]
+    arriving = f"over {arrive:g} s" if arrive else "at once"
     print(
         f"load: {users} simultaneous sessions ({procs} server process{'es' if procs > 1 else ''}, "
-        f"{think:g} s between actions; client page, {switches} client switches, caseload, comparison, "
-        f"meeting) in {result['seconds']:.1f} s; {len(result['failed'])} failed sessions; "
-        f"server traceback: {'yes' if traceback else 'no'}",
+        f"{think:g} s between actions, arriving {arriving}; client page, {switches} client switches, "
+        f"caseload, comparison, meeting) in {result['seconds']:.1f} s; "
+        f"{len(result['failed'])} failed sessions; server traceback: {'yes' if traceback else 'no'}",
         flush=True,
     )
     for e in result["failed"][:10]:
@@ -371,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switches", type=int, default=3, help="client switches per session")
     parser.add_argument("--procs", type=int, default=2, help="server processes of the load test (default 2)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds between a load user's actions")
+    parser.add_argument(
+        "--arrive", type=float, default=0.0, help="load users arrive evenly over these seconds (default 0)"
+    )
     parser.add_argument("--fresh-client-page", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fresh_client_page:
@@ -390,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_browser:
             browser_rows(db, args.switches)
         if args.users:
-            load_rows(db, args.users, args.switches, args.procs, args.think)
+            load_rows(db, args.users, args.switches, args.procs, args.think, args.arrive)
     return 0
 
 

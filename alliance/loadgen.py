@@ -307,10 +307,13 @@ def simulate_user(
     think: float,
     closing: list[threading.Thread],
     errors: list[str],
+    start_after: float = 0.0,
 ) -> dict:
-    """One person: the client page, ``switches`` other clients, then the caseload, comparison and meeting
-    pages in the same tab (each new page closes the previous one's session). Returns the seconds measured and
-    the error that ended the visit, if any; the sessions' closing threads are added to ``closing``."""
+    """One person, arriving ``start_after`` seconds after the first: the client page, ``switches`` other
+    clients, then the caseload, comparison and meeting pages in the same tab (each new page closes the
+    previous one's session). Returns the seconds measured and the error that ended the visit, if any; the
+    sessions' closing threads are added to ``closing``."""
+    time.sleep(start_after)
     rng = random.Random(index)
     result: dict = {"switch_times": [], "page_times": {}, "error": None}
     who = f"user {index}"
@@ -338,12 +341,15 @@ def simulate_user(
     return result
 
 
-def run_load(url: str, users: int, switches: int, timeout: float = 120.0, think: float = 1.0) -> dict:
-    """Run ``users`` simulated users at once against the ``panel serve`` at ``url``, each opening the client
-    page, choosing another client ``switches`` times, then opening the caseload, comparison and meeting pages.
+def run_load(
+    url: str, users: int, switches: int, timeout: float = 120.0, think: float = 1.0, arrive: float = 0.0
+) -> dict:
+    """Run ``users`` simulated users against the ``panel serve`` at ``url``, each opening the client page,
+    choosing another client ``switches`` times, then opening the caseload, comparison and meeting pages.
 
     Each user runs in its own thread with its own sessions, each session with its own IO loop (bokeh's
     client). ``think`` seconds pass before each choice and page, as a person (and the selector's menu) takes.
+    The users arrive evenly over the first ``arrive`` seconds (0: all at the same instant).
     Every step waits at most ``timeout`` seconds. Returns the total seconds, the failed users' errors, every
     client switch's seconds, and each page's seconds until its content arrived."""
     register_models()
@@ -353,7 +359,10 @@ def run_load(url: str, users: int, switches: int, timeout: float = 120.0, think:
     with ThreadPoolExecutor(max_workers=max(1, users), thread_name_prefix="loadgen-user") as pool:
         results = list(
             pool.map(
-                lambda i: simulate_user(url, i, switches, timeout, think, closing, close_errors), range(users)
+                lambda i: simulate_user(
+                    url, i, switches, timeout, think, closing, close_errors, arrive * i / max(1, users)
+                ),
+                range(users),
             )
         )
     took = time.perf_counter() - start
@@ -409,6 +418,19 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds used so far by the running processes of a process group (a server and its forks)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        if int(fields[2]) == group:  # the process group, after state and parent
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def main(argv: list[str] | None = None) -> int:
     """Start a ``panel serve`` of the dashboards on ``--db``, run the load against it, print what was
     measured and stop the server. Exit status 1 when a user failed or the server logged a traceback."""
@@ -420,6 +442,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=20, help="simultaneous users (default 20)")
     parser.add_argument("--switches", type=int, default=3, help="client switches per user (default 3)")
     parser.add_argument("--think", type=float, default=1.0, help="seconds before each action (default 1)")
+    parser.add_argument(
+        "--arrive", type=float, default=0.0, help="users arrive evenly over these seconds (default 0)"
+    )
+    parser.add_argument("--procs", type=int, default=1, help="server processes (--num-procs, default 1)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds each step may take")
     parser.add_argument("--threads", type=int, default=4, help="the server's --num-threads (default 4)")
     parser.add_argument("--log", type=Path, default=None, help="keep the server's log in this file")
@@ -429,12 +455,12 @@ def main(argv: list[str] | None = None) -> int:
     register_models()  # before the clock starts
     with tempfile.TemporaryDirectory() as tmp:
         log = args.log or Path(tmp) / "panel.log"
-        server = Server(args.db, log, num_threads=args.threads)
+        server = Server(args.db, log, num_threads=args.threads, num_procs=args.procs)
         try:
             print(f"panel serve of {args.db} at {server.url} (--num-threads {args.threads})", flush=True)
-            before = cpu_seconds(), cpu_seconds(server.proc.pid)
-            result = run_load(server.url, args.users, args.switches, args.timeout, args.think)
-            ours, theirs = cpu_seconds() - before[0], cpu_seconds(server.proc.pid) - before[1]
+            before = cpu_seconds(), group_cpu_seconds(server.proc.pid)
+            result = run_load(server.url, args.users, args.switches, args.timeout, args.think, args.arrive)
+            ours, theirs = cpu_seconds() - before[0], group_cpu_seconds(server.proc.pid) - before[1]
             report(result, args.users, args.switches)
             print(
                 f"CPU during the load: server {theirs:.0f} s, this load generator {ours:.0f} s, "
