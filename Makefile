@@ -38,7 +38,7 @@ USERS ?=
 ADDRESS ?= 127.0.0.1
 PUBLIC_HOST ?=
 PROXY ?=
-SERVE_ARGS = dashboards/*.ipynb --port $(PORT) --num-threads 4 --reuse-sessions --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --setup $(CURDIR)/alliance/warmup.py --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
+SERVE_ARGS = dashboards/*.ipynb --port $(PORT) --reuse-sessions --disable-index-redirect --index $(CURDIR)/alliance/templates/index.html --setup $(CURDIR)/alliance/warmup.py --allow-websocket-origin=localhost:$(PORT) --allow-websocket-origin=127.0.0.1:$(PORT)
 serve: $(STAMP)
 	@if [ "$(DB)" = "$(DEMO_DB)" ]; then $(MAKE) --no-print-directory $(DEMO_DB) && $(BIN)/alliance refresh --db $(DEMO_DB) --if-stale; fi
 	@test -f "$(DB)" || { echo "Database '$(DB)' not found. Give an existing DuckDB file: make serve DB=path/to/file.duckdb"; exit 2; }

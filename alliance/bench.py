@@ -267,7 +267,7 @@ async def _browser(db: Path, switches: int, chromium: Path) -> None:
     timeout = 180_000
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "panel.log"
-        server = Server(db, log, num_threads=4)
+        server = Server(db, log)
         try:
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=str(chromium), args=["--no-sandbox"])
@@ -334,7 +334,7 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arr
     from alliance.serving import Server
 
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(db, Path(tmp) / "panel.log", num_threads=4, num_procs=procs)
+        server = Server(db, Path(tmp) / "panel.log", num_procs=procs)
         try:
             result = run_load(server.url, users, switches, think=think, arrive=arrive)
             traceback = server.errors()

@@ -138,6 +138,13 @@ class PageSession(ClientSession):
     def token(self) -> str:
         return self._page_token
 
+    #: PATCH-DOC messages from the server applied to this session's document so far
+    patches = 0
+
+    def _handle_patch(self, message) -> None:
+        self.patches += 1
+        super()._handle_patch(message)
+
 
 def _bounded(session: ClientSession, timeout: float, what: str, step: Callable[[], object]) -> None:
     """Run ``step`` (which runs the session's IO loop) for at most ``timeout`` seconds: past it the session
@@ -247,15 +254,18 @@ class Visit:
         if not others:
             raise LookupError(f"client page: no other client to choose than {select.value!r}")
         chosen = rng.choice(others)
+        patches = self.session.patches
         start = time.perf_counter()
         select.value = chosen  # a PATCH-DOC to the server, as the browser sends
         try:
             _wait_for(self.session, lambda: heading_client(self.doc) == chosen, timeout, "client page")
         except (TimeoutError, ConnectionError) as exc:
             headings = sorted({h for h in map(_heading_in, texts(self.doc)) if h})
+            mentions = sum(chosen in text for text in texts(self.doc))
             raise type(exc)(
                 f"{exc}: heading for {chosen} never came (headings in the document: {headings}; the "
-                f"selector now holds {select.value!r})"
+                f"selector now holds {select.value!r}; {self.session.patches - patches} updates from the "
+                f"server since the choice; {mentions} texts name {chosen}; session {self.session.id})"
             ) from None
         return time.perf_counter() - start
 
@@ -447,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--procs", type=int, default=1, help="server processes (--num-procs, default 1)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds each step may take")
-    parser.add_argument("--threads", type=int, default=4, help="the server's --num-threads (default 4)")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="the server's --num-threads (default: none, as make serve)"
+    )
     parser.add_argument("--log", type=Path, default=None, help="keep the server's log in this file")
     args = parser.parse_args(argv)
     if not args.db.exists():
@@ -455,9 +467,10 @@ def main(argv: list[str] | None = None) -> int:
     register_models()  # before the clock starts
     with tempfile.TemporaryDirectory() as tmp:
         log = args.log or Path(tmp) / "panel.log"
-        server = Server(args.db, log, num_threads=args.threads, num_procs=args.procs)
+        server = Server(args.db, log, num_threads=args.threads or None, num_procs=args.procs)
         try:
-            print(f"panel serve of {args.db} at {server.url} (--num-threads {args.threads})", flush=True)
+            threads = f"--num-threads {args.threads}" if args.threads else "no thread pool"
+            print(f"panel serve of {args.db} at {server.url} ({threads}, {args.procs} processes)", flush=True)
             before = cpu_seconds(), group_cpu_seconds(server.proc.pid)
             result = run_load(server.url, args.users, args.switches, args.timeout, args.think, args.arrive)
             ours, theirs = cpu_seconds() - before[0], group_cpu_seconds(server.proc.pid) - before[1]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
 import sqlite3
@@ -207,7 +208,8 @@ class ClientPage(Viewer):
             self.episode_view.loading = True
             return
         sel = self.selection
-        # On the event loop when called from a server thread (Panel's --num-threads): one patch message.
+        # On the event loop when called from another thread (a server with Panel's --num-threads, a notebook
+        # thread): one patch message.
         pn.state.execute(partial(self._show, sel.episode_info, sel.story, list(sel.notes)))
 
     def _show(self, info: dict, story, notes: list) -> None:
@@ -629,10 +631,10 @@ class MeetingPage(Viewer):
         self.charts: ClientCharts | None = None
         sp = self.state.param
         self.download_html = pmui.FileDownload(
-            callback=self._pack_html, filename="meeting-pack.html", label="Meeting pack (HTML)"
+            callback=self._pack_html_aside, filename="meeting-pack.html", label="Meeting pack (HTML)"
         )
         self.download_pdf = pmui.FileDownload(
-            callback=self._pack_pdf, filename="meeting-pack.pdf", label="Meeting pack (PDF)"
+            callback=self._pack_pdf_aside, filename="meeting-pack.pdf", label="Meeting pack (PDF)"
         )
         self.widgets = pn.Column(
             ScopedSelect.from_param(sp.supervisor, label="Supervisor"),
@@ -833,6 +835,15 @@ class MeetingPage(Viewer):
         finally:
             button.label = label
         return path
+
+    # A pack of 25 clients takes several seconds. It is built on a thread of its own (its charts are on a
+    # document of their own), so that the server process keeps answering everyone else meanwhile, and the
+    # button's progress reaches the browser.
+    async def _pack_html_aside(self):
+        return await asyncio.get_running_loop().run_in_executor(None, self._pack_html)
+
+    async def _pack_pdf_aside(self):
+        return await asyncio.get_running_loop().run_in_executor(None, self._pack_pdf)
 
     def _pack_html(self):
         self.download_html.filename = (

@@ -60,7 +60,9 @@ def server_errors(log: str) -> list[str]:
 class Server:
     """A real `panel serve` of every notebook in dashboards/ against one database, on localhost only."""
 
-    def __init__(self, db: Path, log: Path, *, num_threads: int = 2, num_procs: int = 1, extra: tuple = ()):
+    def __init__(
+        self, db: Path, log: Path, *, num_threads: int | None = None, num_procs: int = 1, extra: tuple = ()
+    ):
         self.port = free_port()
         self.url = f"http://localhost:{self.port}"
         self.log = log
@@ -81,8 +83,9 @@ class Server:
                 f"localhost:{self.port}",
                 "--allow-websocket-origin",
                 f"127.0.0.1:{self.port}",
-                "--num-threads",
-                str(num_threads),
+                # None, as make serve: every session's callbacks run on the process's event loop (see
+                # docs/deployment.md); a number only to compare with Panel's thread pool.
+                *(["--num-threads", str(num_threads)] if num_threads else []),
                 "--num-procs",
                 str(num_procs),
                 "--disable-index-redirect",  # the index lists the pages even when there is one
