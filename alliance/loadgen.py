@@ -2,8 +2,8 @@
 
 Each simulated user does what a person does in ``alliance.bench``'s browser load: opens the client page,
 chooses another client a few times, then opens the caseload, comparison and meeting pages. Every page is a
-real Bokeh session: the page's HTML is fetched over HTTP (the server builds the page then, as for a browser),
-the session's websocket is opened with the token from that HTML, the whole document is pulled into a Python
+real Bokeh session: the page's HTML is fetched over HTTP, the session's websocket is opened with the token
+from that HTML (the server builds the page then, as for a browser), the whole document is pulled into a Python
 ``bokeh.document.Document``, and the "document ready" event a browser sends once it has drawn the page is
 sent too (Panel then counts the session as loaded, runs its on-load callbacks and sends the events it held
 back). A client is chosen by setting the Client selector's value in that document, which sends the same
@@ -124,8 +124,8 @@ class PatientConnection(ClientConnection):
 
 
 class PageSession(ClientSession):
-    """A websocket session joining the server session that a page's HTML request created, with the token
-    that page carried (as the page's JavaScript does), instead of a new session of bokeh's own."""
+    """A websocket session joining the server session that a page's HTML named, with the token that page
+    carried (as the page's JavaScript does), instead of a new session of bokeh's own."""
 
     def __init__(self, token: str, websocket_url: str, timeout: float, cookie: str = ""):
         """``cookie``: the Cookie header a signed-in browser sends with the websocket's request."""
