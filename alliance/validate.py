@@ -632,14 +632,16 @@ def _verdict(ok: bool, text: str) -> str:
     return f'<p class="verdict{"" if ok else " warn"}">{mark} {html_text(text, markdown=False)}</p>'
 
 
-# A script loaded from a file beside the page (Panel adds its ES-module shim to Bokeh's resources when it is
-# imported): the report needs plain Bokeh only, and must not ask for any file.
+# A script or style sheet loaded from a file beside the page (Panel adds its ES-module shim to Bokeh's
+# resources when it is imported, and each Panel extension imported in the process its style sheets): the
+# report needs plain Bokeh only, and must not ask for any file.
 _SCRIPT_SRC = re.compile(r'<script\b[^>]*\bsrc="[^"]*"[^>]*>\s*</script>\s*')
+_LINK_HREF = re.compile(r'<link\b[^>]*\bhref="(?!data:)[^"]*"[^>]*>\s*')
 
 
 def _inline_resources(rendered: str) -> str:
-    """Bokeh's inline JavaScript and CSS without any script that would be loaded from elsewhere."""
-    return _SCRIPT_SRC.sub("", rendered)
+    """Bokeh's inline JavaScript and CSS without any script or style sheet loaded from elsewhere."""
+    return _LINK_HREF.sub("", _SCRIPT_SRC.sub("", rendered))
 
 
 def report_html(v: Validation) -> str:

@@ -143,3 +143,16 @@ def test_the_report_opens_offline_in_chromium(report, tmp_path, page):
     # Every chart rendered from the inline script, with no request leaving the file.
     page.wait_for_function("Bokeh.documents[0].roots().length === 4", timeout=30_000)
     assert refused == [] and errors == []
+
+
+def test_the_report_asks_for_no_file_in_a_process_with_panels_extensions_loaded(report, tmp_path):
+    """A process that has imported Panel's extension models (a served page, a notebook, the load generator)
+    adds their style sheets to Bokeh's resources as links to the server's files; the report leaves them out.
+    (Last in this file: the models stay imported for the rest of the process.)"""
+    from alliance.loadgen import register_models
+
+    register_models()  # every Panel model, as in such a process
+    out, _ = write_report(report, tmp_path / "report.html")
+    text = out.read_text(encoding="utf-8")
+    assert [(tag, url) for tag, url in _references(text) if not url.startswith("data:")] == []
+    assert text.count('data-root-id="') == 4
