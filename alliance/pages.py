@@ -201,9 +201,6 @@ class ClientPage(Viewer):
         self._live, self._viewed, self._parts = False, None, list(self.episode_view.objects)
         self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
         self.selection.param.watch(self._follow, ["busy"])
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            # Served: the work of a choice runs at the server's next turn, once the loading indicator is sent.
-            self.selection.defer = partial(pn.state.execute, schedule=True)
 
     def _follow(self, event) -> None:
         """Loading indicator while the selection builds the story; then one swap of everything."""

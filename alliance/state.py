@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from functools import partial
 
 import pandas as pd
 import param
@@ -140,21 +139,10 @@ class ClientSelection(param.Parameterized):
         "alliance_instrument": None,
     }
 
-    #: How a cascade that a choice starts is run: at once (``None``), or handed to this callable. A served
-    #: page passes one that runs it at the server's next turn, after the loading indicator it shows on
-    #: ``busy`` has gone to the browser (the server runs each session's callbacks on its event loop, and
-    #: what a callback changes is sent when it returns).
-    defer = None
-
     def _chosen(self, *events) -> None:
         changed = {e.name for e in events}
         step = next((s for name, s in self._STEPS.items() if name in changed and s), None)
-        run = partial(self._cascade, getattr(self, step) if step else lambda: None)
-        if self.defer is not None and self._cascading is None:  # a person's choice, not a step's
-            self.busy = True
-            self.defer(run)
-        else:
-            run()
+        self._cascade(getattr(self, step) if step else lambda: None)
 
     def _cascade(self, step) -> None:
         """Run ``step`` (which sets the choices below it), then build and publish the story once."""
