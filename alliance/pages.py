@@ -837,8 +837,7 @@ class MeetingPage(Viewer):
         return path
 
     # A pack of 25 clients takes several seconds. It is built on a thread of its own (its charts are on a
-    # document of their own), so that the server process keeps answering everyone else meanwhile, and the
-    # button's progress reaches the browser.
+    # document of their own), so that the server process keeps answering everyone else meanwhile.
     async def _pack_html_aside(self):
         return await asyncio.get_running_loop().run_in_executor(None, self._pack_html)
 
