@@ -140,10 +140,14 @@ class PageSession(ClientSession):
 
     #: PATCH-DOC messages from the server applied to this session's document so far
     patches = 0
+    #: called with the document after each of them is applied (a test's look at what arrived in what order)
+    after_patch: Callable[[Document], None] | None = None
 
     def _handle_patch(self, message) -> None:
         self.patches += 1
         super()._handle_patch(message)
+        if self.after_patch is not None:
+            self.after_patch(self.document)
 
 
 def _bounded(session: ClientSession, timeout: float, what: str, step: Callable[[], object]) -> None:

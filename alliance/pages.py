@@ -115,6 +115,21 @@ def serve(page) -> None:
         patch_model_css(root, dist_url=dist_url)
 
 
+def later(work) -> bool:
+    """Run ``work`` at the server's next turn, on a served page that has loaded; True when it is taken over.
+    Elsewhere (a notebook, a page still being built: a deep link, the URL) it is left to the caller to run
+    at once.
+
+    The server runs each session's callbacks on its event loop and sends what a callback changed only when
+    the callback returns. A step that shows a loading indicator and then works for a noticeable time hands
+    its work to ``later``: the indicator goes to the browser at once, the result in the next message."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None or not pn.state.loaded:
+        return False
+    pn.state.execute(work, schedule=True)
+    return True
+
+
 def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView:
     """The scoped service for the configured database, or the problem that prevents it."""
     try:
@@ -201,6 +216,7 @@ class ClientPage(Viewer):
         self._live, self._viewed, self._parts = False, None, list(self.episode_view.objects)
         self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
         self.selection.param.watch(self._follow, ["busy"])
+        self.selection.defer = later  # served: a choice shows the indicator, then does its work
 
     def _follow(self, event) -> None:
         """Loading indicator while the selection builds the story; then one swap of everything."""
@@ -679,6 +695,7 @@ class MeetingPage(Viewer):
         self.board_column = pn.Column(self.board, sizing_mode="stretch_width", margin=0, styles=FULL_HEIGHT)
         self._page: pmui.Page | None = None
         self._focus = ""  # the client in focus, as the browser last said
+        self.defer = later  # served: "Open charts" shows the loading indicator, then does its work
         self._render_agenda()
         self.state.param.watch(self._render_agenda, ["agenda"])
 
@@ -777,6 +794,23 @@ class MeetingPage(Viewer):
             self.client_view.loading = False
 
     def open_client(self, client_id: str, episode_id: str) -> None:
+        """Open a client's charts beside the board (or move them to another client). Served, the loading
+        indicator goes to the browser first, on the charts when they are open, else on the board."""
+        work = partial(self._open_client, client_id, episode_id)
+        if self.defer(work):
+            (self.client_view if self.client_view.visible else self.board_column).loading = True
+        else:
+            work()
+
+    def _open_client(self, client_id: str, episode_id: str) -> None:
+        try:
+            self._open_client_now(client_id, episode_id)
+        finally:
+            self.board_column.loading = False
+            if self.selection is None or not self.selection.busy:
+                self.client_view.loading = False  # nothing to swap in (same client, refused, overtaken)
+
+    def _open_client_now(self, client_id: str, episode_id: str) -> None:
         ticket = self._latest = next(self._tickets)
         # Recorded before it is shown, once while it stays open; refused when the trail cannot be written.
         sel, db = self.selection, self.service.db.path

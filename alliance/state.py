@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from functools import partial
 
 import pandas as pd
 import param
@@ -139,10 +140,22 @@ class ClientSelection(param.Parameterized):
         "alliance_instrument": None,
     }
 
+    #: How the work of a person's choice is run. ``None``: at once. Otherwise a callable given that work; it
+    #: returns True when it has taken it over to run later, False when the work should run at once. A served
+    #: page passes one that, once the page has loaded, runs the work at the server's next turn: the server
+    #: runs each session's callbacks on its event loop and sends what a callback changed when it returns, so
+    #: the loading indicator the page shows on ``busy`` reaches the browser first.
+    defer = None
+
     def _chosen(self, *events) -> None:
         changed = {e.name for e in events}
         step = next((s for name, s in self._STEPS.items() if name in changed and s), None)
-        self._cascade(getattr(self, step) if step else lambda: None)
+        work = partial(self._cascade, getattr(self, step) if step else lambda: None)
+        # A person's choice, not a step inside a cascade (those go on in the cascade that set them).
+        if self._cascading is None and self.defer is not None and self.defer(work):
+            self.busy = True
+            return
+        work()
 
     def _cascade(self, step) -> None:
         """Run ``step`` (which sets the choices below it), then build and publish the story once."""

@@ -1,0 +1,52 @@
+""""Open charts" on a served meeting page shows the loading indicator first and does its work at the server's
+next turn (``MeetingPage.defer``, ``alliance.pages.later`` when served): on the board for the first client, on
+the charts while they are open; each indicator is gone once the work has run."""
+
+from __future__ import annotations
+
+import pytest
+
+from alliance.pages import MeetingPage
+from alliance.service import Service
+
+
+@pytest.fixture
+def page(demo_db, tmp_path, monkeypatch) -> MeetingPage:
+    monkeypatch.setenv("ALLIANCE_MARKS", str(tmp_path / "marks.sqlite"))
+    monkeypatch.setenv("ALLIANCE_AUDIT", str(tmp_path / "audit.sqlite"))
+    page = MeetingPage(service=Service.open(demo_db))
+    assert page.state.agenda is not None and len(page.state.agenda) >= 2, "the demo's agenda has clients"
+    return page
+
+
+def test_open_charts_shows_the_indicator_then_the_client(page):
+    handed: list = []
+    page.defer = lambda work: handed.append(work) or True
+    first, second = page.state.agenda.iloc[0], page.state.agenda.iloc[1]
+
+    page.open_client(first["client_id"], first["episode_id"])
+    assert len(handed) == 1 and page.board_column.loading, "the board shows the indicator at once"
+    assert not page.client_view.visible and page.selection is None, "nothing built yet"
+    handed.pop()()
+    assert page.client_view.visible and page.selection.episode == first["episode_id"]
+    assert not page.board_column.loading and not page.client_view.loading
+
+    page.open_client(second["client_id"], second["episode_id"])  # the next client, charts open
+    assert len(handed) == 1 and page.client_view.loading and not page.board_column.loading
+    assert page.selection.episode == first["episode_id"]
+    handed.pop()()
+    assert page.selection.episode == second["episode_id"] and f"episode {second['episode_id']}" in (
+        page.summary.object
+    )
+    assert not page.client_view.loading
+
+    page.open_client(second["client_id"], second["episode_id"])  # the same client again: nothing to swap
+    handed.pop()()
+    assert not page.client_view.loading, "an open with nothing to swap in leaves no indicator spinning"
+
+
+def test_outside_a_served_session_open_charts_works_at_once(page):
+    first = page.state.agenda.iloc[0]
+    page.open_client(first["client_id"], first["episode_id"])
+    assert page.client_view.visible and page.selection.episode == first["episode_id"]
+    assert not page.board_column.loading and not page.client_view.loading

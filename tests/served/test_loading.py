@@ -1,0 +1,42 @@
+"""A served client page's choice, as a browser gets it (the messages of a real websocket session, in the order
+they arrive): the loading indicator comes first, then the new episode with the indicator gone. (That the
+work itself waits for the indicator to be sent is ``tests/render/test_selection_defer.py``.)"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from alliance.loadgen import Visit, heading_client, register_models
+
+pytestmark = pytest.mark.served
+
+
+def loading(doc) -> bool:
+    """Whether some model of the document shows Panel's loading indicator."""
+    return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in doc.models)
+
+
+def _switch_and_watch(url: str) -> tuple[str, list[tuple[str | None, bool]]]:
+    register_models()
+    visit = Visit(url, "client", 120)
+    try:
+        seen: list[tuple[str | None, bool]] = []
+        visit.session.after_patch = lambda doc: seen.append((heading_client(doc), loading(doc)))
+        before = heading_client(visit.doc)
+        visit.switch_client(random.Random(3), 120)
+        return before, seen
+    finally:
+        visit.close()
+
+
+def test_the_indicator_arrives_before_the_new_episode_and_is_gone_with_it(served):
+    with ThreadPoolExecutor(max_workers=1) as pool:  # the session's own IO loop, outside pytest's thread
+        before, seen = pool.submit(_switch_and_watch, served.url).result(timeout=300)
+    assert seen, "no update from the server"
+    first_new = next(i for i, (heading, _) in enumerate(seen) if heading != before)
+    assert any(shown for _, shown in seen[:first_new]), f"no indicator before the new episode: {seen}"
+    assert not seen[-1][1], "the indicator is still on once the new episode is shown"
+    assert not served.errors(), served.errors()[0]
