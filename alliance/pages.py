@@ -570,9 +570,7 @@ class ComparisonPage(Viewer):
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe_comparison()), variant="caption", name="scope"
         )
-
-    def _main(self):
-        return pn.Column(
+        self.content = pn.Column(
             self.heading,
             self.how_to_read,
             pn.Row(self.funnel, self.caterpillar, sizing_mode="stretch_width"),
@@ -584,6 +582,12 @@ class ComparisonPage(Viewer):
             self.table,
             sizing_mode="stretch_width",
         )
+        # Served: a filter shows the loading indicator over the comparison, then computes it (HandsOver).
+        self.state.defer = later
+        self.state.param.watch(lambda e: setattr(self.content, "loading", e.new), ["busy"])
+
+    def _main(self):
+        return self.content
 
     def __panel__(self):
         return pn.Column(self.widgets, self._main(), self.scope_note, sizing_mode="stretch_width")
@@ -695,7 +699,10 @@ class MeetingPage(Viewer):
         self.board_column = pn.Column(self.board, sizing_mode="stretch_width", margin=0, styles=FULL_HEIGHT)
         self._page: pmui.Page | None = None
         self._focus = ""  # the client in focus, as the browser last said
-        self.defer = later  # served: "Open charts" shows the loading indicator, then does its work
+        # Served: "Open charts" and another supervisor, supervisee or date show the loading indicator, then do
+        # their work at the server's next turn.
+        self.defer = self.state.defer = later
+        self.state.param.watch(lambda e: setattr(self.board_column, "loading", e.new), ["busy"])
         self._render_agenda()
         self.state.param.watch(self._render_agenda, ["agenda"])
 

@@ -34,7 +34,44 @@ def forget_service_metrics() -> None:
     forget_cached_reads()
 
 
-class ClientSelection(param.Parameterized):
+class HandsOver(param.Parameterized):
+    """A state whose work after a person's choice can be handed over to run a moment later.
+
+    ``defer`` decides how that work runs. ``None``: at once. Otherwise a callable given the work; it returns
+    True when it has taken the work over, False when the work should run at once. A served page passes
+    ``alliance.pages.later``: once the page has loaded, the work runs at the server's next turn. The server
+    runs each session's callbacks on its event loop and sends what a callback changed only when it returns,
+    so ``busy``, and the loading indicator the page shows while it is True, reaches the browser first."""
+
+    busy = param.Boolean(default=False, doc="True while the work of a choice waits or runs.")
+
+    defer = None
+
+    def __init__(self, **params):
+        super().__init__(**params)
+        self._pending: set = set()  # the work handed over and not yet run
+
+    def _hand_over(self, work) -> None:
+        """Run ``work`` (which reads the choices when it runs) at once or handed over. Work already waiting is
+        not handed over twice: several changes before it runs (a slider dragged) are done by one run."""
+        if work in self._pending:
+            return
+        if self.defer is not None and self.defer(partial(self._run_handed, work)):
+            self._pending.add(work)
+            self.busy = True
+            return
+        work()
+
+    def _run_handed(self, work) -> None:
+        self._pending.discard(work)
+        try:
+            work()
+        finally:
+            if not self._pending:
+                self.busy = False
+
+
+class ClientSelection(HandsOver):
     """Cascading selection clinician → client → episode → instruments, and the chosen episode's story.
 
     Every choice runs one cascade: the lists below the changed choice are refreshed, the episode's ratings are
@@ -60,6 +97,7 @@ class ClientSelection(param.Parameterized):
     notes = param.List(default=[], item_type=str, doc="What the current episode lacks, in words.")
     story = param.ClassSelector(class_=EpisodeStory, allow_None=True, doc="Every layer the page draws.")
     busy = param.Boolean(default=False, doc="True while a choice is being followed (the story being built).")
+    # ``defer`` (``HandsOver``): a person's choice hands its whole cascade over; the steps inside it never.
 
     def __init__(self, **params):
         super().__init__(**params)
@@ -139,13 +177,6 @@ class ClientSelection(param.Parameterized):
         "outcome_instrument": None,
         "alliance_instrument": None,
     }
-
-    #: How the work of a person's choice is run. ``None``: at once. Otherwise a callable given that work; it
-    #: returns True when it has taken it over to run later, False when the work should run at once. A served
-    #: page passes one that, once the page has loaded, runs the work at the server's next turn: the server
-    #: runs each session's callbacks on its event loop and sends what a callback changed when it returns, so
-    #: the loading indicator the page shows on ``busy`` reaches the browser first.
-    defer = None
 
     def _chosen(self, *events) -> None:
         changed = {e.name for e in events}
@@ -340,7 +371,7 @@ class CaseloadState(param.Parameterized):
         self.band = expected_change_band(self.metrics, self.instrument)
 
 
-class ComparisonState(param.Parameterized):
+class ComparisonState(HandsOver):
     """Filters and the per-clinician frames they select."""
 
     instrument = param.Selector(objects=[], doc="Outcome measure compared.")
@@ -396,6 +427,9 @@ class ComparisonState(param.Parameterized):
         )
 
     @param.depends("instrument", "team", "population", "period", "minimum", watch=True)
+    def _filtered(self):
+        self._hand_over(self._update)  # a filter of the service's comparison can take a second
+
     def _update(self):
         f = self.filter()
         frames = {} if f is None else self.store.comparison(f)  # cached per process, data version, scope
@@ -407,7 +441,7 @@ class ComparisonState(param.Parameterized):
 ALL = "all supervisees"
 
 
-class MeetingState(param.Parameterized):
+class MeetingState(HandsOver):
     """Which supervisor, supervisee and meeting date; the agenda with its supervisee headers, sparklines and
     what changed since the last meeting; the marks made at this meeting (discussed, undo, follow-up). No UI
     here."""
@@ -439,6 +473,13 @@ class MeetingState(param.Parameterized):
             self._update_supervisees()
 
     @param.depends("supervisor", watch=True)
+    def _supervisor_chosen(self):
+        self._hand_over(self._update_supervisees)
+
+    @param.depends("supervisee", "meeting_date", watch=True)
+    def _meeting_chosen(self):
+        self._hand_over(self.refresh)
+
     def _update_supervisees(self):
         team = team_clinicians(self.service, self.supervisor) if self.supervisor else []
         self.param.supervisee.objects = [ALL, *team]
@@ -447,7 +488,6 @@ class MeetingState(param.Parameterized):
                 self.supervisee = ALL
         self.refresh()
 
-    @param.depends("supervisee", "meeting_date", watch=True)
     def refresh(self):
         from alliance.agenda import meeting_board
         from alliance.datastore import DataStore
