@@ -19,6 +19,18 @@ class ScopedSelect(pmui.Select):
         super().__init__(**params)
         self.on_refused = None  # called with the refused value (a string)
 
+    #: Panel's Select, drawn with a value that is not among its options, sets itself to its first option, and
+    #: the page's state follows it: a deep link to a client not found showed the first client of the list
+    #: once the select was drawn. Unrestricted, the select shows no choice; the state keeps its own.
+    _restrict = False
+
+    def _process_param_change(self, params):
+        if "value" in params and params["value"] is not None and params["value"] not in self.values:
+            props = super()._process_param_change({k: v for k, v in params.items() if k != "value"})
+            props["value"] = None
+            return props
+        return super()._process_param_change(params)
+
     def _process_property_change(self, props):
         if "value" in props:
             value = props["value"]

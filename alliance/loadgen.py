@@ -174,7 +174,7 @@ def _bounded(session: ClientSession, timeout: float, what: str, step: Callable[[
         raise TimeoutError(f"{what}: no answer within {timeout:.0f} s")
 
 
-def _wait_for(session: ClientSession, done: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_for_messages(session: ClientSession, done: Callable[[], bool], timeout: float, what: str) -> None:
     """Apply the server's messages to the session's document until ``done()`` (checked after each one)."""
     connection = session._connection  # bokeh's client waits only through its connection's private loop
     _bounded(session, timeout, what, lambda: connection._loop_until(lambda: done() or not session.connected))
@@ -236,7 +236,9 @@ class Visit:
             _bounded(self.session, timeout, f"{page}: pulling the document", self.session.pull)
             self.doc = self.session.document
             self.doc.callbacks.send_event(DocumentReady())  # sent with the next run of the session's loop
-            _wait_for(self.session, lambda: shows(self.doc, PAGE_CONTENT[path]), timeout, f"{page}: content")
+            wait_for_messages(
+                self.session, lambda: shows(self.doc, PAGE_CONTENT[path]), timeout, f"{page}: content"
+            )
         except BaseException:
             self.close()
             raise
@@ -262,7 +264,9 @@ class Visit:
         start = time.perf_counter()
         select.value = chosen  # a PATCH-DOC to the server, as the browser sends
         try:
-            _wait_for(self.session, lambda: heading_client(self.doc) == chosen, timeout, "client page")
+            wait_for_messages(
+                self.session, lambda: heading_client(self.doc) == chosen, timeout, "client page"
+            )
         except (TimeoutError, ConnectionError) as exc:
             headings = sorted({h for h in map(_heading_in, texts(self.doc)) if h})
             mentions = sum(chosen in text for text in texts(self.doc))

@@ -95,21 +95,42 @@ def served_page(**params) -> pmui.Page:
 
 
 def serve(page) -> None:
-    """Under ``panel serve``, add the page's template (``page.page()``) to the session being built, with
-    Panel's style sheets served from here; in a notebook kernel, nothing (the page shows inline).
+    """Under ``panel serve``, add the page's template (``page.page()``) to the session being built: laid out
+    at once, its main area filled in once the browser has drawn the rest (``pn.state.onload``), with Panel's
+    style sheets served from here. In a notebook kernel, nothing (the page shows inline).
 
-    The server keeps one session per page to write later visitors' HTML (``--reuse-sessions``) and builds each
-    visitor's own session when its websocket connects. Panel points its components' style sheets at this
-    server's copies only while it writes a page's HTML; a session built on connect would fetch them from a
-    public CDN: a request to a third party from the clinic's network, and an unstyled page without internet
-    access."""
+    Laid out at once: the app bar, who is signed in and the sidebar's choices reach the browser without the
+    main area's charts and tables, which the browser would otherwise have to receive and draw first; the main
+    area shows Panel's loading indicator until they arrive (about a second sooner for every page at service
+    scale, with the content itself no later; ``docs/performance.md``).
+
+    Style sheets: the server keeps one session per page to write later visitors' HTML (``--reuse-sessions``)
+    and builds each visitor's own session when its websocket connects. Panel points its components' style
+    sheets at this server's copies only while it writes a page's HTML; a session built on connect would fetch
+    them from a public CDN: a request to a third party from the clinic's network, and an unstyled page without
+    internet access."""
     from panel.io.resources import LOCAL_DIST, patch_model_css
 
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None:  # pn.state.served, without its walk of the stack
         return
-    page.page().servable()
     dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
+    template = page.page()
+    content = list(template.main)
+    filling = pn.Column(
+        sizing_mode="stretch_width", min_height=400, loading=True, name="filling", styles=FULL_HEIGHT
+    )
+    template.main = [filling]
+
+    def fill() -> None:
+        # One message: the content's models, their style sheets pointed here before they are sent.
+        with pn.io.hold():
+            filling.param.update(objects=content, loading=False, min_height=None)
+            for root in doc.roots:
+                patch_model_css(root, dist_url=dist_url)
+
+    pn.state.onload(fill)
+    template.servable()
     doc.template_variables["dist_url"] = dist_url
     for root in doc.roots:
         patch_model_css(root, dist_url=dist_url)

@@ -1,4 +1,4 @@
-""""Open charts" on a served meeting page shows the loading indicator first and does its work at the server's
+""" "Open charts" on a served meeting page shows the loading indicator first and does its work at the server's
 next turn (``MeetingPage.defer``, ``alliance.pages.later`` when served): on the board for the first client, on
 the charts while they are open; each indicator is gone once the work has run."""
 

@@ -50,3 +50,5 @@ def test_bench_runs_at_a_tiny_size():
         for name in ("client", "caseload", "comparison", "meeting"):
             assert re.search(rf"^browser: {name} +new session until content shows +[\d.]+ s", out, re.M), name
             assert re.search(rf"^browser: {name}, cache warm +n=3 +median", out, re.M), name
+            assert re.search(rf"^browser: {name}, cache warm, laid out +n=3 +median", out, re.M), name
+            assert re.search(rf"^browser: {name} +new session .*laid out after [\d.]+ s\)", out, re.M), name

@@ -3,8 +3,8 @@ document holds that page's own content, built from the demo database (not an err
 
 The HTML of a served page carries only the page's title; Bokeh sends the document itself (every model, with
 the text of the Markdown panes, the widget labels and the table data) over the session's websocket. The tests
-pull that document as a browser would, and read its JSON without rebuilding the models (Panel's Material UI
-models are generated in the server process and cannot be rebuilt here)."""
+pull that document as a browser would, say that it is drawn (the page then fills in its main area) and read the
+resulting document's JSON."""
 
 from __future__ import annotations
 
@@ -20,7 +20,11 @@ import duckdb
 import pytest
 from bokeh.client import ClientSession
 from bokeh.client.util import websocket_url_for_server_url
+from bokeh.events import DocumentReady
 
+from alliance.loadgen import PAGE_CONTENT as LOADED_CONTENT
+from alliance.loadgen import register_models, shows
+from alliance.loadgen import wait_for_messages as wait_for
 from tests.conftest import REPO, Server
 
 PAGES = sorted(p.stem for p in (REPO / "dashboards").glob("*.ipynb"))
@@ -33,15 +37,6 @@ def get(url: str) -> tuple[int, str]:
         return r.status, r.read().decode()
 
 
-class _Capture:
-    """Stands in for a bokeh Document in ``pull_doc``: keeps the document's JSON as the server sent it."""
-
-    content: dict | None = None
-
-    def replace_with_json(self, doc_json) -> None:
-        self.content = doc_json.content
-
-
 def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
     """The JSON of a new session's document of the page at ``url`` (as a browser would get it).
 
@@ -51,17 +46,25 @@ def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
         return pool.submit(_served_document, url, arguments).result(timeout=300)
 
 
+def filling(doc) -> bool:
+    """Whether some model of the document still shows Panel's loading indicator (a served page's main area
+    is filled in once the browser says it has drawn the rest)."""
+    return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in list(doc.models))
+
+
 def _served_document(url: str, arguments: dict[str, str] | None) -> dict:
+    register_models()
     session = ClientSession(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
     try:
         session.connect()
         session.check_connection_errors()
-        capture = _Capture()
-        session._connection.pull_doc(capture)  # the public pull() would rebuild the models
+        session.pull()
+        doc = session.document
+        doc.callbacks.send_event(DocumentReady())  # as a browser, once it has drawn the page
+        wait_for(session, lambda: not filling(doc), 120, f"{url}: the page's content")
+        return doc.to_json(deferred=False)
     finally:
         session.close()
-    assert capture.content is not None, f"{url} sent no document"
-    return capture.content
 
 
 def document_text(doc: dict) -> str:
@@ -143,6 +146,51 @@ def test_every_page_answers_with_its_own_content(served, demo_db, name):
     for failure in FAILURES:
         assert failure not in text, f"the served {name} page shows {failure!r}"
     check(text, demo_db)
+    assert not served.errors(), served.errors()[0]
+
+
+def _laid_out_then_filled(url: str, page: str, choice: str) -> dict[str, bool]:
+    """What a new session's document shows as first sent, and once the browser has said it is drawn."""
+    register_models()
+    session = ClientSession(websocket_url=websocket_url_for_server_url(f"{url}/{page}"))
+    try:
+        session.connect()
+        session.check_connection_errors()
+        session.pull()
+        doc = session.document
+        seen = {
+            "loading at first": filling(doc),
+            "content at first": shows(doc, LOADED_CONTENT[page]),
+            "choices at first": any(getattr(m, "label", None) == choice for m in doc.models),
+        }
+        doc.callbacks.send_event(DocumentReady())
+        wait_for(session, lambda: not filling(doc), 120, f"{page}: the page's content")
+        return {
+            **seen,
+            "loading once drawn": filling(doc),
+            "content once drawn": shows(doc, LOADED_CONTENT[page]),
+        }
+    finally:
+        session.close()
+
+
+@pytest.mark.served
+@pytest.mark.parametrize("name", PAGES)
+def test_a_page_lays_out_at_once_and_fills_in_its_main_area_once_drawn(served, name):
+    """The app bar and the sidebar's choices are sent at once; the main area, under the loading indicator,
+    is filled in once the browser says it has drawn them (``pn.state.onload``)."""
+    choice = {"client": "Client", "caseload": "Clinician", "comparison": "Team", "meeting": "Supervisor"}[
+        name
+    ]
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        seen = pool.submit(_laid_out_then_filled, served.url, name, choice).result(timeout=300)
+    assert seen == {
+        "loading at first": True,
+        "content at first": False,
+        "choices at first": True,
+        "loading once drawn": False,
+        "content once drawn": True,
+    }
     assert not served.errors(), served.errors()[0]
 
 
