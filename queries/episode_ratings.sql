@@ -3,15 +3,25 @@
 -- a position with no session row at all also has a NULL session_date.
 -- params: scope_all, scope_clinicians, episode_id
 -- columns: episode_id, session_number, session_date, instrument, construct, score, min_score, max_score, higher_is_better, cutoff, clinical_side, cutoff_verified, reliable_change
-WITH e AS (
+WITH e AS MATERIALIZED (
     SELECT episode_id, population
     FROM episode
     WHERE episode_id = $episode_id
       AND ($scope_all OR list_contains(CAST($scope_clinicians AS VARCHAR[]), clinician_id))
 ),
-used AS (   -- instruments rated at least once in the episode
-    SELECT DISTINCT r.instrument FROM rating r SEMI JOIN e USING (episode_id) WHERE r.episode_id = $episode_id
+-- The episode's own rows, filtered by its code before any join (so a service of millions of ratings is not
+-- scanned for one episode), each read once (MATERIALIZED: the plan below uses them twice).
+sessions AS MATERIALIZED (
+    SELECT s.episode_id, s.session_number, s.session_date
+    FROM session s SEMI JOIN e USING (episode_id)
+    WHERE s.episode_id = $episode_id
 ),
+ratings AS MATERIALIZED (
+    SELECT r.episode_id, r.session_number, r.instrument, r.score
+    FROM rating r SEMI JOIN e USING (episode_id)
+    WHERE r.episode_id = $episode_id
+),
+used AS (SELECT DISTINCT instrument FROM ratings),  -- instruments rated at least once in the episode
 norm AS (   -- the population's default norm, falling back to the adult one
     SELECT n.instrument, n.cutoff, n.clinical_side, n.verified, n.reliable_change
     FROM instrument_norm n, e
@@ -20,14 +30,9 @@ norm AS (   -- the population's default norm, falling back to the adult one
 ),
 positions AS (  -- every position 1..last: a session number with no session row is a gap too
     SELECT e.episode_id, unnest(range(1, max(s.session_number) + 1)) AS session_number
-    FROM e JOIN session s USING (episode_id)
-    WHERE s.episode_id = $episode_id
+    FROM e JOIN sessions s USING (episode_id)
     GROUP BY e.episode_id
-),
--- The episode's own rows, filtered by its code before any join (so a service of millions of ratings is not
--- scanned for one episode).
-sessions AS (SELECT * FROM session WHERE episode_id = $episode_id),
-ratings AS (SELECT * FROM rating WHERE episode_id = $episode_id)
+)
 SELECT
     p.episode_id,
     p.session_number,
