@@ -192,6 +192,12 @@ def texts(doc: Document):
                     yield value
 
 
+def loading(doc: Document) -> bool:
+    """Whether some model of the document shows Panel's loading indicator (a page's main area until it is
+    filled in, a view while a choice is followed)."""
+    return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in list(doc.models))
+
+
 def shows(doc: Document, words: str) -> bool:
     """Whether some text of the document holds ``words``."""
     escaped = html.escape(words, quote=False)

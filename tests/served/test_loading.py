@@ -9,14 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from alliance.loadgen import Visit, heading_client, register_models
+from alliance.loadgen import Visit, heading_client, loading, register_models
 
 pytestmark = pytest.mark.served
-
-
-def loading(doc) -> bool:
-    """Whether some model of the document shows Panel's loading indicator."""
-    return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in doc.models)
 
 
 def _switch_and_watch(url: str) -> tuple[str, list[tuple[str | None, bool]]]:

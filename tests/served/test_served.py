@@ -23,7 +23,7 @@ from bokeh.client.util import websocket_url_for_server_url
 from bokeh.events import DocumentReady
 
 from alliance.loadgen import PAGE_CONTENT as LOADED_CONTENT
-from alliance.loadgen import register_models, shows
+from alliance.loadgen import loading, register_models, shows
 from alliance.loadgen import wait_for_messages as wait_for
 from tests.conftest import REPO, Server
 
@@ -46,12 +46,6 @@ def served_document(url: str, arguments: dict[str, str] | None = None) -> dict:
         return pool.submit(_served_document, url, arguments).result(timeout=300)
 
 
-def filling(doc) -> bool:
-    """Whether some model of the document still shows Panel's loading indicator (a served page's main area
-    is filled in once the browser says it has drawn the rest)."""
-    return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in list(doc.models))
-
-
 def _served_document(url: str, arguments: dict[str, str] | None) -> dict:
     register_models()
     session = ClientSession(websocket_url=websocket_url_for_server_url(url), arguments=arguments)
@@ -61,7 +55,7 @@ def _served_document(url: str, arguments: dict[str, str] | None) -> dict:
         session.pull()
         doc = session.document
         doc.callbacks.send_event(DocumentReady())  # as a browser, once it has drawn the page
-        wait_for(session, lambda: not filling(doc), 120, f"{url}: the page's content")
+        wait_for(session, lambda: not loading(doc), 120, f"{url}: the page's content")
         return doc.to_json(deferred=False)
     finally:
         session.close()
@@ -159,15 +153,15 @@ def _laid_out_then_filled(url: str, page: str, choice: str) -> dict[str, bool]:
         session.pull()
         doc = session.document
         seen = {
-            "loading at first": filling(doc),
+            "loading at first": loading(doc),
             "content at first": shows(doc, LOADED_CONTENT[page]),
             "choices at first": any(getattr(m, "label", None) == choice for m in doc.models),
         }
         doc.callbacks.send_event(DocumentReady())
-        wait_for(session, lambda: not filling(doc), 120, f"{page}: the page's content")
+        wait_for(session, lambda: not loading(doc), 120, f"{page}: the page's content")
         return {
             **seen,
-            "loading once drawn": filling(doc),
+            "loading once drawn": loading(doc),
             "content once drawn": shows(doc, LOADED_CONTENT[page]),
         }
     finally:
