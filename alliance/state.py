@@ -182,11 +182,10 @@ class ClientSelection(HandsOver):
         changed = {e.name for e in events}
         step = next((s for name, s in self._STEPS.items() if name in changed and s), None)
         work = partial(self._cascade, getattr(self, step) if step else lambda: None)
-        # A person's choice, not a step inside a cascade (those go on in the cascade that set them).
-        if self._cascading is None and self.defer is not None and self.defer(work):
-            self.busy = True
-            return
-        work()
+        if self._cascading is None:  # a person's choice: may be handed over (HandsOver)
+            self._hand_over(work)
+        else:  # a step inside a cascade: that cascade goes on with it
+            work()
 
     def _cascade(self, step) -> None:
         """Run ``step`` (which sets the choices below it), then build and publish the story once."""
