@@ -127,6 +127,29 @@ DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensio
 #: The name the database file is attached under in its reader's private DuckDB instance.
 CATALOG = "alliance_db"
 
+#: Rows per row group in the files Alliance writes (DuckDB's default is 122,880). A page reads one episode's
+#: rows from tables kept in clinician order; DuckDB skips the row groups whose zone maps cannot hold the
+#: episode but decodes the whole of the one that can, so smaller groups make those reads about half as
+#: costly (measured in docs/performance.md). The service-wide scans are not measurably slower.
+WRITE_ROW_GROUP_SIZE = 16_384
+
+
+def connect_writer(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A writable connection on the DuckDB file at ``path`` (created when missing), writing row groups of
+    ``WRITE_ROW_GROUP_SIZE`` rows. DuckDB takes the row group size only as an option of ``ATTACH``, so the
+    file is attached (as ``CATALOG``, as readers attach it) in a private in-memory instance and made the
+    default database of the connection and of its cursors (``_Attached``); statements act on it as on a
+    directly opened file (``CHECKPOINT`` needs its name)."""
+    con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+    literal = "'" + str(path).replace("'", "''") + "'"
+    try:
+        con.execute(f"ATTACH {literal} AS {CATALOG} (TYPE DUCKDB, ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")
+        con.execute(f"USE {CATALOG}")
+    except BaseException:
+        con.close()
+        raise
+    return _Attached(con)
+
 #: The memory a server process lets each reader's DuckDB instance keep (``alliance.warmup`` sets it; the
 #: environment variable ``ALLIANCE_DUCKDB_MEMORY`` overrides it). Without a limit DuckDB keeps every block of
 #: the file it has read until 80 % of the machine's memory; the pages read little per request, so a small
@@ -327,8 +350,9 @@ _READERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="alliance-read")
 
 
 class _Attached:
-    """The connection of a private in-memory DuckDB instance holding the file attached read-only: every cursor
-    reads the attached file by default (a new cursor starts in the instance's own empty catalog)."""
+    """The connection of a private in-memory DuckDB instance holding the file attached (read-only for a
+    reader, writable for ``connect_writer``): every cursor uses the attached file by default (a new cursor
+    starts in the instance's own empty catalog)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection):
         self._con = con
@@ -477,11 +501,11 @@ def rewrite(path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
         if wal.exists():  # a log a writer left unapplied: the copy applies it too
             shutil.copyfile(wal, f"{tmp}.wal")
         shutil.copymode(path, tmp)
-        con = duckdb.connect(str(tmp), config=DUCKDB_CONFIG)
+        con = connect_writer(tmp)
         try:
             con.execute("SET enable_progress_bar = false")  # the command shows its own progress
             yield con
-            con.execute("CHECKPOINT")
+            con.execute(f"CHECKPOINT {CATALOG}")
         finally:
             con.close()
         with open(tmp, "rb") as f:

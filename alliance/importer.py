@@ -41,6 +41,7 @@ import pandas as pd
 
 from alliance.db import (
     DatabaseError,
+    connect_writer,
     fsync_folder,
     remove_stale_temporaries,
     rewrite,
@@ -1880,7 +1881,7 @@ def _create(
     tmp = temporary_path(target, "importing")
     con = None
     try:
-        con = duckdb.connect(str(tmp), config=DUCKDB_CONFIG)
+        con = connect_writer(tmp)
         con.execute("SET enable_progress_bar = false")  # the command shows its own progress
         create_schema(con, registry)
         _apply(con, plan, None)

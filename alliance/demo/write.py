@@ -12,6 +12,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alliance import config
+from alliance.db import connect_writer
 from alliance.demo.pipeline import STAGES, _generate, _stage
 from alliance.demo.settings import PROGRESS_THRESHOLD, TABLES
 from alliance.schema import create_schema
@@ -64,7 +65,7 @@ def write_demo(
     try:
         with tqdm(total=len(STAGES) + len(TABLES) + 1, disable=not progress, unit="step") as bar:
             frames = _generate(n_episodes, seed, as_of, bar)
-            con = duckdb.connect(str(tmp))
+            con = connect_writer(tmp)
             try:
                 con.execute("SET enable_progress_bar = false")  # the demo's own bar reports progress
                 create_schema(con)

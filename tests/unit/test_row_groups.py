@@ -1,0 +1,74 @@
+"""The files Alliance writes keep row groups of WRITE_ROW_GROUP_SIZE rows (DuckDB's default is 122,880), so a
+page's read of one episode decodes a small group: the demo, `alliance refresh` and `alliance import` all
+write through ``connect_writer``."""
+
+import shutil
+
+import duckdb
+
+from alliance import store
+from alliance.db import WRITE_ROW_GROUP_SIZE, connect_writer, rewrite
+
+
+def _groups(path, table: str) -> list[int]:
+    """Rows in each row group of ``table`` in the file at ``path``."""
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return [
+            n
+            for (n,) in con.execute(
+                "SELECT max(count) FROM pragma_storage_info($t) GROUP BY row_group_id ORDER BY row_group_id",
+                {"t": table},
+            ).fetchall()
+        ]
+    finally:
+        con.close()
+
+
+def test_the_group_size_is_smaller_than_duckdbs_default():
+    assert WRITE_ROW_GROUP_SIZE == 16_384
+
+
+def test_a_new_file_is_written_in_small_row_groups(tmp_path):
+    path = tmp_path / "new.duckdb"
+    con = connect_writer(path)
+    try:
+        con.execute("CREATE TABLE t AS SELECT range AS i FROM range(40000)")
+        # Cursors (the metrics store computes through them) read the same file by default.
+        assert con.cursor().execute("SELECT count(*) FROM t").fetchone() == (40000,)
+        con.execute("CHECKPOINT alliance_db")
+    finally:
+        con.close()
+    assert _groups(path, "t") == [16384, 16384, 40000 - 2 * 16384]
+
+
+def test_the_demo_writes_its_ratings_in_small_row_groups(demo_db):
+    con = duckdb.connect(str(demo_db), read_only=True)
+    n = con.execute("SELECT count(*) FROM rating").fetchone()[0]
+    con.close()
+    assert n > WRITE_ROW_GROUP_SIZE  # the fixture is big enough to need more than one group
+    groups = _groups(demo_db, "rating")
+    assert len(groups) >= 2 and max(groups) <= WRITE_ROW_GROUP_SIZE and sum(groups) == n
+
+
+def test_a_refresh_rewrites_the_store_in_small_row_groups(demo_db, tmp_path):
+    # A file written with DuckDB's default row groups, as an earlier version of Alliance wrote it.
+    old = tmp_path / "old.duckdb"
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{demo_db}' AS src (READ_ONLY)")
+    con.execute(f"ATTACH '{old}' AS dst")
+    con.execute("COPY FROM DATABASE src TO dst")
+    con.close()
+    assert _groups(old, "metrics_ratings") == [sum(_groups(old, "metrics_ratings"))]  # one big group
+
+    store.refresh(old)
+    groups = _groups(old, "metrics_ratings")
+    assert len(groups) >= 2 and max(groups) <= WRITE_ROW_GROUP_SIZE
+
+
+def test_rewrite_writes_small_row_groups(demo_db, tmp_path):
+    path = tmp_path / "copy.duckdb"
+    shutil.copyfile(demo_db, path)
+    with rewrite(path) as con:
+        con.execute("CREATE TABLE extra AS SELECT range AS i FROM range(20000)")
+    assert _groups(path, "extra") == [16384, 20000 - 16384]
