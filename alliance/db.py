@@ -150,6 +150,7 @@ def connect_writer(path: Path | str) -> duckdb.DuckDBPyConnection:
         raise
     return _Attached(con)
 
+
 #: The memory a server process lets each reader's DuckDB instance keep (``alliance.warmup`` sets it; the
 #: environment variable ``ALLIANCE_DUCKDB_MEMORY`` overrides it). Without a limit DuckDB keeps every block of
 #: the file it has read until 80 % of the machine's memory; the pages read little per request, so a small
