@@ -6,9 +6,10 @@ first charts it draws pay again for setting up Bokeh's models. Without this the 
 after a (re)start waits for all of it. Here the process imports every page, opens the database, reads the
 service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
 then dropped, and computes the comparison page's default comparison into the process's cache; then it
-sets what the process holds by then aside from the garbage collector (``gc.freeze``). Nothing is
-shown to anyone and nothing is recorded in the audit trail (no page is built and no client is viewed); a
-database that cannot be opened is left for the pages to explain.
+sets what the process holds by then aside from the garbage collector (``gc.freeze``) and lets the collector
+run less often (``GC_THRESHOLDS``). Nothing is shown to anyone and nothing is recorded in the audit trail
+(no page is built and no client is viewed); a database that cannot be opened is left for the pages to
+explain.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ import logging
 import time
 
 log = logging.getLogger("alliance.warmup")
+
+#: The garbage collector's thresholds in a server process (Python's default is 700, 10, 10). Building one
+#: page allocates tens of thousands of objects (Bokeh and Panel models), so with the default the collector
+#: ran about twenty times per caseload page and, every few pages, a collection of the older generations took
+#: 40-170 ms of that page's build: the slowest caseload pages at 200,000 episodes were 0.4-0.5 s instead of
+#: 0.25-0.3 s. With a young generation of 50,000 a page build rarely triggers one (docs/performance.md).
+#: Panel still collects fully after sessions close, so garbage from closed sessions is not kept.
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def warm(path=None) -> float:
@@ -56,6 +65,7 @@ def warm(path=None) -> float:
     # during which no page was built and no choice answered. The warm-up's own leftovers go first.
     gc.collect()
     gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     seconds = time.perf_counter() - start
     log.info("warm-up done in %.1f s", seconds)
     return seconds

@@ -84,3 +84,23 @@ def test_the_warm_up_sets_what_the_process_holds_aside_from_the_garbage_collecto
     assert frozen > 100_000, out.stdout  # pandas, Bokeh, Panel and the pages alone hold this many
     assert walked < frozen / 10, out.stdout
     assert collected == 0, out.stdout
+
+
+def test_after_the_warm_up_a_page_build_rarely_starts_the_garbage_collector(demo_db):
+    """Python's default young generation (700 objects) made the collector run about twenty times per page
+    build, and a collection of the older generations every few pages; the warm-up raises it to 50,000."""
+    code = (
+        "import gc, sys; from alliance.warmup import warm; warm(sys.argv[1]); "
+        "from alliance.pages import caseload_page; from alliance.bench import _models; "
+        "runs = []; gc.callbacks.append(lambda phase, info: runs.append(info['generation']) "
+        "if phase == 'start' else None); "
+        "[_models(caseload_page(sys.argv[1])) for _ in range(3)]; "
+        "print(*gc.get_threshold(), len(runs), sum(g > 0 for g in runs))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(demo_db)], capture_output=True, text=True, check=True
+    )
+    young, middle, old, runs, older = map(int, out.stdout.split()[-5:])
+    assert (young, middle, old) == (50_000, 10, 10), out.stdout
+    assert runs <= 3, out.stdout  # three page builds; Python's default ran the collector dozens of times
+    assert older == 0, out.stdout
