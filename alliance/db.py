@@ -139,8 +139,9 @@ def connect_writer(path: Path | str) -> duckdb.DuckDBPyConnection:
     ``WRITE_ROW_GROUP_SIZE`` rows. DuckDB takes the row group size only as an option of ``ATTACH``, so the
     file is attached (as ``CATALOG``, as readers attach it) in a private in-memory instance and made the
     default database of the connection and of its cursors (``_Attached``); statements act on it as on a
-    directly opened file (``CHECKPOINT`` needs its name)."""
-    con = duckdb.connect(":memory:", config=DUCKDB_CONFIG)
+    directly opened file (``CHECKPOINT`` needs its name). What does not fit in memory spills beside the file,
+    as DuckDB does for a file it opens itself (not into the working folder, as for an in-memory one)."""
+    con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, "temp_directory": f"{path}.tmp"})
     literal = "'" + str(path).replace("'", "''") + "'"
     try:
         con.execute(f"ATTACH {literal} AS {CATALOG} (TYPE DUCKDB, ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")

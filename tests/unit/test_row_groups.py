@@ -72,3 +72,26 @@ def test_rewrite_writes_small_row_groups(demo_db, tmp_path):
     with rewrite(path) as con:
         con.execute("CREATE TABLE extra AS SELECT range AS i FROM range(20000)")
     assert _groups(path, "extra") == [16384, 20000 - 16384]
+
+
+def test_a_writer_spills_beside_its_file_not_into_the_working_folder(tmp_path, monkeypatch):
+    """An in-memory DuckDB instance would spill into ``.tmp`` of whatever folder the command ran from."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    path = tmp_path / "w.duckdb"
+    con = connect_writer(path)
+    try:
+        assert con.execute("SELECT current_setting('temp_directory')").fetchone() == (f"{path}.tmp",)
+        con.execute("SET enable_progress_bar = false")
+        con.execute("SET memory_limit = '64MB'")
+        con.execute("SET threads = 1")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute(
+            "CREATE TABLE big AS SELECT range AS i, md5(range::VARCHAR) AS h FROM range(2000000) ORDER BY h"
+        )
+        assert con.execute("SELECT count(*) FROM big").fetchone() == (2_000_000,)
+    finally:
+        con.close()
+    assert list(work.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb", "work"]  # the spill folder is gone
