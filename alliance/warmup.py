@@ -7,7 +7,7 @@ after a (re)start waits for all of it. Here the process imports every page, open
 service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
 then dropped, and computes the comparison page's default comparison into the process's cache; then it
 sets what the process holds by then aside from the garbage collector (``gc.freeze``) and lets the collector
-run less often (``GC_THRESHOLDS``). Nothing is shown to anyone and nothing is recorded in the audit trail
+run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature checks for the process. Nothing is shown to anyone and nothing is recorded in the audit trail
 (no page is built and no client is viewed); a database that cannot be opened is left for the pages to
 explain.
 """
@@ -37,6 +37,13 @@ def warm(path=None) -> float:
     from alliance.db import limit_server_memory
 
     limit_server_memory()  # a small DuckDB cache per server process, set before any file is opened
+    # Bokeh checks a callback's signature each time one is registered (its "error diagnostics"), with Python's
+    # inspect module: Panel registers one per synchronised property of every model, so building the four pages
+    # spent 6-9 % of its CPU on these checks (docs/performance.md). A server process leaves them out; the
+    # document's validation stays, and tests without a served process keep the checks.
+    from bokeh.settings import settings as bokeh_settings
+
+    bokeh_settings.perform_error_diagnostics.set_value(False)
 
     import alliance.pages  # noqa: F401  (the pages import their views, states and the data layer)
     import alliance.views.caseload  # noqa: F401

@@ -104,3 +104,15 @@ def test_after_the_warm_up_a_page_build_rarely_starts_the_garbage_collector(demo
     assert (young, middle, old) == (50_000, 10, 10), out.stdout
     assert runs <= 3, out.stdout  # three page builds; Python's default ran the collector dozens of times
     assert older == 0, out.stdout
+
+
+def test_a_warmed_server_process_skips_bokehs_callback_signature_checks_but_validates_documents(demo_db):
+    code = (
+        "import sys; from bokeh.settings import settings; print(settings.perform_error_diagnostics()); "
+        "from alliance.warmup import warm; warm(sys.argv[1]); "
+        "print(settings.perform_error_diagnostics(), settings.perform_document_validation())"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(demo_db)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-3:] == ["True", "False", "True"], out.stdout
