@@ -7,9 +7,9 @@ after a (re)start waits for all of it. Here the process imports every page, open
 service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
 then dropped, and computes the comparison page's default comparison into the process's cache; then it
 sets what the process holds by then aside from the garbage collector (``gc.freeze``) and lets the collector
-run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature checks for the process. Nothing is shown to anyone and nothing is recorded in the audit trail
-(no page is built and no client is viewed); a database that cannot be opened is left for the pages to
-explain.
+run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature checks for the process.
+Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no client is
+viewed); a database that cannot be opened is left for the pages to explain.
 """
 
 from __future__ import annotations
