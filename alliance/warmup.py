@@ -39,7 +39,7 @@ def warm(path=None) -> float:
     limit_server_memory()  # a small DuckDB cache per server process, set before any file is opened
     # Bokeh checks a callback's signature each time one is registered (its "error diagnostics"), with Python's
     # inspect module: Panel registers one per synchronised property of every model, so building the four pages
-    # spent 6-9 % of its CPU on these checks (docs/performance.md). A server process leaves them out; the
+    # spent about 5 % of its CPU on these checks (docs/performance.md). A server process leaves them out; the
     # document's validation stays, and tests without a served process keep the checks.
     from bokeh.settings import settings as bokeh_settings
 

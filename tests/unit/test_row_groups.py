@@ -25,10 +25,6 @@ def _groups(path, table: str) -> list[int]:
         con.close()
 
 
-def test_the_group_size_is_smaller_than_duckdbs_default():
-    assert WRITE_ROW_GROUP_SIZE == 16_384
-
-
 def test_a_new_file_is_written_in_small_row_groups(tmp_path):
     path = tmp_path / "new.duckdb"
     con = connect_writer(path)
