@@ -134,6 +134,11 @@ CATALOG = "alliance_db"
 WRITE_ROW_GROUP_SIZE = 16_384
 
 
+def _path_literal(path: Path | str) -> str:
+    """A file path as an SQL string literal (``ATTACH`` takes no bound parameter)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def connect_writer(path: Path | str) -> duckdb.DuckDBPyConnection:
     """A writable connection on the DuckDB file at ``path`` (created when missing), writing row groups of
     ``WRITE_ROW_GROUP_SIZE`` rows. DuckDB takes the row group size only as an option of ``ATTACH``, so the
@@ -142,9 +147,10 @@ def connect_writer(path: Path | str) -> duckdb.DuckDBPyConnection:
     directly opened file (``CHECKPOINT`` needs its name). What does not fit in memory spills beside the file,
     as DuckDB does for a file it opens itself (not into the working folder, as for an in-memory one)."""
     con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, "temp_directory": f"{path}.tmp"})
-    literal = "'" + str(path).replace("'", "''") + "'"
     try:
-        con.execute(f"ATTACH {literal} AS {CATALOG} (TYPE DUCKDB, ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})")
+        con.execute(
+            f"ATTACH {_path_literal(path)} AS {CATALOG} (TYPE DUCKDB, ROW_GROUP_SIZE {WRITE_ROW_GROUP_SIZE})"
+        )
         con.execute(f"USE {CATALOG}")
     except BaseException:
         con.close()
@@ -239,9 +245,8 @@ class Database:
         if not stat.S_ISREG(os.stat(self.path).st_mode):
             raise DatabaseError(f"Database file {self.path} is not a file (a folder?); give a DuckDB file.")
         con = duckdb.connect(":memory:", config={**DUCKDB_CONFIG, **_reader_settings()})
-        literal = "'" + str(self.path).replace("'", "''") + "'"
         try:
-            con.execute(f"ATTACH {literal} AS {CATALOG} (READ_ONLY, TYPE DUCKDB)")
+            con.execute(f"ATTACH {_path_literal(self.path)} AS {CATALOG} (READ_ONLY, TYPE DUCKDB)")
             con.execute(f"USE {CATALOG}")
         except duckdb.Error as exc:
             con.close()

@@ -91,3 +91,13 @@ def test_a_writer_spills_beside_its_file_not_into_the_working_folder(tmp_path, m
         con.close()
     assert list(work.iterdir()) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["w.duckdb", "work"]  # the spill folder is gone
+
+
+def test_a_writer_takes_a_path_with_a_quote(tmp_path):
+    path = tmp_path / "o'brien's service.duckdb"
+    con = connect_writer(path)
+    try:
+        con.execute("CREATE TABLE t AS SELECT 1 AS i")
+    finally:
+        con.close()
+    assert _groups(path, "t") == [1]
