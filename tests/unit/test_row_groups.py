@@ -2,12 +2,14 @@
 page's read of one episode decodes a small group: the demo, `alliance refresh` and `alliance import` all
 write through ``connect_writer``."""
 
+import datetime as dt
 import shutil
 
 import duckdb
 
 from alliance import store
 from alliance.db import WRITE_ROW_GROUP_SIZE, connect_writer, rewrite
+from alliance.importer import import_csv
 
 
 def _groups(path, table: str) -> list[int]:
@@ -45,6 +47,23 @@ def test_the_demo_writes_its_ratings_in_small_row_groups(demo_db):
     assert n > WRITE_ROW_GROUP_SIZE  # the fixture is big enough to need more than one group
     groups = _groups(demo_db, "rating")
     assert len(groups) >= 2 and max(groups) <= WRITE_ROW_GROUP_SIZE and sum(groups) == n
+
+
+def test_an_import_writes_its_ratings_in_small_row_groups(tmp_path):
+    # 1,800 clients with ten weekly ORS ratings each: 18,000 ratings, more than one group.
+    start = dt.date(2026, 1, 5)
+    lines = ["client_id,clinician_id,session_date,session_number,instrument,score,team_id,population"]
+    for c in range(1800):
+        for s in range(10):
+            day = start + dt.timedelta(days=7 * s + c % 7)
+            lines.append(f"C{c:05d},CL{c % 20:02d},{day},{s + 1},ORS,{15 + (c + s) % 20},T{c % 20 % 3},adult")
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = tmp_path / "imported.duckdb"
+    report = import_csv(csv, path)
+    assert report.ok, report.summary()
+    groups = _groups(path, "rating")
+    assert sum(groups) == 18_000 and len(groups) == 2 and max(groups) == WRITE_ROW_GROUP_SIZE
 
 
 def test_a_refresh_rewrites_the_store_in_small_row_groups(demo_db, tmp_path):
