@@ -453,7 +453,10 @@ def check_page(identity: Identity, page: str, db_path=None) -> None:
 
     words = PAGE_WORDS.get(page, f"the {page} page")
     if not identity.signed_in:
-        if not pn.state.served:
+        # A served session has a session context. (Not ``pn.state.served``: it asks whether its *caller's*
+        # module is a served script, which this module never is, so the checks below never ran.)
+        doc = pn.state.curdoc
+        if doc is None or doc.session_context is None:
             return
         if not _loopback(identity.address):
             raise AccessRefused(

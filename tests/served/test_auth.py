@@ -622,3 +622,21 @@ def test_an_identity_providers_user_not_in_the_users_file_is_refused(oidc):
         assert "No access" in text and "mallory@example.org" in text
         assert not CLIENT.findall(text) and not CODE.findall(text)
     assert not oidc.errors(), oidc.errors()[0]
+
+
+def test_a_server_without_sign_in_refuses_every_page_when_a_users_file_is_configured(demo_db, tmp_path):
+    """Someone serves the notebooks by hand, without the sign-in module, while the database has users: no page
+    may show data as if this were the demo (full access for whoever reaches the server)."""
+    users = tmp_path / "users.json"
+    add_user(users, "dir", "director", password=secrets.token_urlsafe(18))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ALLIANCE_USERS", str(users))
+        server = Server(demo_db, tmp_path / "panel.log")
+    try:
+        for page in ("client", "caseload", "comparison", "meeting"):
+            text = document_text(_served_document(f"{server.url}/{page}", None))
+            assert "Sign-in is configured but not turned on" in text, page
+            assert not CODE.search(text) and not CLIENT.search(text), f"{page} shows data without sign-in"
+        assert server.errors() == []
+    finally:
+        server.stop()
