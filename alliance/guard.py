@@ -24,12 +24,31 @@ class ScopedSelect(pmui.Select):
     #: once the select was drawn. Unrestricted, the select shows no choice; the state keeps its own.
     _restrict = False
 
+    #: From this many options on, the browser receives them as one titled group (see ``_long_list``).
+    LONG_LIST = 300
+
     def _process_param_change(self, params):
         if "value" in params and params["value"] is not None and params["value"] not in self.values:
             props = super()._process_param_change({k: v for k, v in params.items() if k != "value"})
             props["value"] = None
-            return props
-        return super()._process_param_change(params)
+        else:
+            props = super()._process_param_change(params)
+        return self._long_list(props)
+
+    def _long_list(self, props):
+        """A long list of options goes to the browser as one group, titled with its length ("4,000
+        clinicians").
+
+        Material UI's select, given a plain list, looks each option up again in the whole list every time it
+        draws: with a director's 4,000 clinicians that is eight million comparisons, about 0.3 s of the
+        browser's time per page on this machine before the page showed. Given groups, it reads the list
+        once. The options, their order and the values sent back are the same; the group's title is the
+        only thing added to the open list."""
+        options = props.get("options")
+        if isinstance(options, list) and len(options) >= self.LONG_LIST:
+            noun = f"{self.label or self.name or 'option'}".lower()
+            props["options"] = {f"{len(options):,} {noun}s": options}
+        return props
 
     def _process_property_change(self, props):
         if "value" in props:

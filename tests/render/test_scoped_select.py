@@ -25,3 +25,17 @@ def test_a_select_drawn_on_a_value_outside_its_options_leaves_the_state_alone(de
     other = page.selection.param.client.objects[1]
     page.selection.client = other  # a client in the list: shown as usual
     assert model.data.value == other and f"Client {other} · episode" in page.summary.object
+
+
+def test_a_long_list_goes_to_the_browser_as_one_group_titled_with_its_count():
+    from alliance.guard import ScopedSelect
+
+    codes = [f"CL{i:04d}" for i in range(ScopedSelect.LONG_LIST)]
+    select = ScopedSelect(options=codes[:5], value=codes[1], label="Clinician")
+    model = select.get_root(Document())
+    assert model.data.options == codes[:5], "a short list as it is"
+    select.options = codes
+    assert model.data.options == {f"{len(codes):,} clinicians": codes}
+    assert model.data.value == codes[1]
+    select.options = codes[:3]
+    assert model.data.options == codes[:3]
