@@ -19,6 +19,7 @@ from panel.util import edit_readonly
 from panel.viewable import Viewer
 
 from alliance import audit, style
+from alliance.after_pull import after_pull
 from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for
 from alliance.db import DatabaseError, open_database
 from alliance.freshness import data_status
@@ -96,13 +97,14 @@ def served_page(**params) -> pmui.Page:
 
 def serve(page) -> None:
     """Under ``panel serve``, add the page's template (``page.page()``) to the session being built: laid out
-    at once, its main area filled in once the browser has drawn the rest (``pn.state.onload``), with Panel's
-    style sheets served from here. In a notebook kernel, nothing (the page shows inline).
+    at once, its main area filled in as soon as the browser has the rest (``alliance.after_pull``, with
+    ``pn.state.onload`` as the fallback), with Panel's style sheets served from here. In a notebook kernel,
+    nothing (the page shows inline).
 
     Laid out at once: the app bar, who is signed in and the sidebar's choices reach the browser without the
     main area's charts and tables, which the browser would otherwise have to receive and draw first; the main
-    area shows Panel's loading indicator until they arrive (about a second sooner for every page at service
-    scale, with the content itself no later; ``docs/performance.md``).
+    area shows Panel's loading indicator until they arrive. The server builds the main area while the browser
+    draws the frame, so neither waits for the other (``docs/performance.md``).
 
     Style sheets: the server keeps one session per page to write later visitors' HTML (``--reuse-sessions``)
     and builds each visitor's own session when its websocket connects. Panel points its components' style
@@ -123,12 +125,17 @@ def serve(page) -> None:
     template.main = [filling]
 
     def fill() -> None:
+        if filling.objects:  # filled already: by the first of after_pull and onload
+            return
         # One message: the content's models, their style sheets pointed here before they are sent.
         with pn.io.hold():
             filling.param.update(objects=content, loading=False, min_height=None)
             for root in doc.roots:
                 patch_model_css(root, dist_url=dist_url)
 
+    # As soon as the browser has the frame: the server builds the main area while the browser draws the frame
+    # (alliance.after_pull). The browser's load event is the fallback.
+    after_pull(doc, fill)
     pn.state.onload(fill)
     template.servable()
     doc.template_variables["dist_url"] = dist_url
