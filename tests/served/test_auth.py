@@ -634,7 +634,9 @@ def test_a_server_without_sign_in_refuses_every_page_when_a_users_file_is_config
         server = Server(demo_db, tmp_path / "panel.log")
     try:
         for page in ("client", "caseload", "comparison", "meeting"):
-            text = document_text(_served_document(f"{server.url}/{page}", None))
+            with ThreadPoolExecutor(max_workers=1) as pool:  # the session's own IO loop, outside pytest's
+                doc = pool.submit(_served_document, f"{server.url}/{page}", None).result(timeout=300)
+            text = document_text(doc)
             assert "Sign-in is configured but not turned on" in text, page
             assert not CODE.search(text) and not CLIENT.search(text), f"{page} shows data without sign-in"
         assert server.errors() == []
