@@ -95,6 +95,14 @@ def served_page(**params) -> pmui.Page:
     return page
 
 
+def serving() -> bool:
+    """Whether a ``panel serve`` session is being built or run here (not a notebook, not a test).
+
+    Not ``pn.state.served``: that asks whether its caller's module is a served script."""
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
+
+
 def serve(page) -> None:
     """Under ``panel serve``, add the page's template (``page.page()``) to the session being built: laid out
     at once, its main area filled in as soon as the browser has the rest (``alliance.after_pull``, with
@@ -113,9 +121,9 @@ def serve(page) -> None:
     internet access."""
     from panel.io.resources import LOCAL_DIST, patch_model_css
 
-    doc = pn.state.curdoc
-    if doc is None or doc.session_context is None:  # pn.state.served, without its walk of the stack
+    if not serving():
         return
+    doc = pn.state.curdoc
     dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
     template = page.page()
     content = list(template.main)
@@ -127,6 +135,9 @@ def serve(page) -> None:
     def fill() -> None:
         if filling.objects:  # filled already: by the first of after_pull and onload
             return
+        prepare = getattr(page, "prepare", None)
+        if prepare is not None:
+            prepare()
         # One message: the content's models, their style sheets pointed here before they are sent.
         with pn.io.hold():
             filling.param.update(objects=content, loading=False, min_height=None)
@@ -197,7 +208,8 @@ class ClientPage(Viewer):
     def __init__(self, **params):
         super().__init__(**params)
         self.selection = ClientSelection(service=self.service)
-        self.charts = ClientCharts(selection=self.selection, follow=False)  # shown by _show, with the rest
+        # Shown by _show, with the rest; served, the figures are made with the main area (prepare).
+        self.charts = ClientCharts(selection=self.selection, follow=False, deferred=serving())
         sel = self.selection.param
         self.widgets = pn.Column(
             ScopedSelect.from_param(sel.clinician, label="Clinician", searchable=True),
@@ -245,6 +257,10 @@ class ClientPage(Viewer):
         self._show(self.selection.episode_info, self.selection.story, list(self.selection.notes))
         self.selection.param.watch(self._follow, ["busy"])
         self.selection.defer = later  # served: a choice shows the indicator, then does its work
+
+    def prepare(self) -> None:
+        """What only the main area needs, left out of the frame: the charts' figures."""
+        self.charts.build()
 
     def _follow(self, event) -> None:
         """Loading indicator while the selection builds the story; then one swap of everything."""

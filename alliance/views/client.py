@@ -586,6 +586,11 @@ class ClientCharts(ChartLayers, Viewer):
 
     selection = param.ClassSelector(class_=ClientSelection)
     follow = param.Boolean(default=True, doc="Redraw when the selection's story changes.")
+    deferred = param.Boolean(
+        default=False,
+        doc="Make the figures only when ``build()`` is called: a served page's main area, built while the "
+        "browser draws the page's frame (``alliance.pages.serve``).",
+    )
 
     def __init__(self, **params):
         Viewer.__init__(self, **params)
@@ -594,7 +599,8 @@ class ClientCharts(ChartLayers, Viewer):
         # A new pane for each new set of figures: a Bokeh pane keeps the height of the grid it was laid out
         # with, so an item breakdown would run over what follows.
         self._pane = pn.Column(sizing_mode="stretch_width", margin=0)
-        self._pane.objects = [self._bokeh_pane()]
+        if not self.deferred:
+            self.build()
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
         if self.follow:
             # Bokeh's own models change on the event loop (a served session's callbacks may run on a thread).
@@ -602,9 +608,17 @@ class ClientCharts(ChartLayers, Viewer):
                 lambda event: pn.state.execute(partial(self.show, event.new)), ["story"]
             )
 
+    def build(self) -> None:
+        """Make the figures, drawing the story last shown, unless they are made already."""
+        if not self._pane.objects:
+            self._pane.objects = [self._bokeh_pane()]
+
     def show(self, story) -> None:
-        """Draw ``story`` on every chart: one batch of source data, ranges and labels."""
+        """Draw ``story`` on every chart: one batch of source data, ranges and labels (or, before ``build``,
+        keep it for then)."""
         self._story = story
+        if not self._pane.objects:
+            return
         # freeze: Bokeh recomputes the document's model graph once, not after each change.
         with pn.io.hold(freeze=True):
             self._draw(story)
@@ -619,6 +633,8 @@ class ClientCharts(ChartLayers, Viewer):
         )
 
     def _update_layout(self, *events):
+        if not self._pane.objects:
+            return  # build() makes them for the axis and breakdown chosen by then
         # On the event loop, after any story queued there: the figures are replaced while no show draws.
         pn.state.execute(lambda: setattr(self._pane, "objects", [self._bokeh_pane()]))
 
