@@ -606,17 +606,31 @@ class ComparisonPage(Viewer):
             pmui.Select.from_param(sp.measure, label="Funnel plot shows"),
             sizing_mode="stretch_width",
         )
-        self.table = ComparisonTable(state=self.state)
-        self.funnel = FunnelPlot(state=self.state)
-        self.caterpillar = CaterpillarPlot(state=self.state)
-        self.heading = ComparisonHeading(state=self.state)
-        self.how_to_read = pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width")
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe_comparison()), variant="caption", name="scope"
         )
-        self.content = pn.Column(
+        self.content = pn.Column(sizing_mode="stretch_width")
+        self._views = (ComparisonHeading, FunnelPlot, CaterpillarPlot, ComparisonTable)
+        self.table = self.funnel = self.caterpillar = self.heading = None
+        if not serving():
+            self.prepare()
+        # Served: a filter shows the loading indicator over the comparison, then computes it (HandsOver).
+        self.state.defer = later
+        self.state.param.watch(lambda e: setattr(self.content, "loading", e.new), ["busy"])
+
+    def prepare(self) -> None:
+        """The comparison's views: served, made with the main area rather than in the frame the browser
+        waits for (a 4,000-row table and two 4,000-point charts at service scale)."""
+        if self.table is not None:
+            return
+        heading, funnel, caterpillar, table = self._views
+        self.heading = heading(state=self.state)
+        self.funnel = funnel(state=self.state)
+        self.caterpillar = caterpillar(state=self.state)
+        self.table = table(state=self.state)
+        self.content.objects = [
             self.heading,
-            self.how_to_read,
+            pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width"),
             pn.Row(self.funnel, self.caterpillar, sizing_mode="stretch_width"),
             pmui.Typography(
                 "Clinicians (ranked on the severity-adjusted effect size; grey = under the "
@@ -624,11 +638,7 @@ class ComparisonPage(Viewer):
                 variant="h6",
             ),
             self.table,
-            sizing_mode="stretch_width",
-        )
-        # Served: a filter shows the loading indicator over the comparison, then computes it (HandsOver).
-        self.state.defer = later
-        self.state.param.watch(lambda e: setattr(self.content, "loading", e.new), ["busy"])
+        ]
 
     def _main(self):
         return self.content

@@ -43,3 +43,17 @@ def test_charts_not_deferred_are_made_at_once(demo_db):
     selection = ClientSelection(service=Service.open(demo_db))
     charts = ClientCharts(selection=selection, follow=False)
     assert _episode_tags(charts) == {f"episode:{selection.episode}"}
+
+
+def test_a_served_comparison_page_makes_its_views_with_the_main_area(demo_db, monkeypatch):
+    import alliance.pages as pages
+
+    monkeypatch.setattr(pages, "serving", lambda: True)
+    page = pages.ComparisonPage(service=Service.open(demo_db))
+    assert page.table is None and page.content.objects == [], "nothing of the main area in the frame"
+    page.prepare()
+    assert page.table is not None and page.table.widget.value is not None and len(page.table.widget.value) > 0
+    assert len(page.content.objects[2].objects) == 2, "funnel and caterpillar side by side"
+    before = list(page.content.objects)
+    page.prepare()  # once only
+    assert page.content.objects == before
