@@ -1,22 +1,21 @@
-"""Run a served session's callback as soon as its browser has the document, before it has drawn it.
+"""Run a served session's callback as soon as its browser has the document, while it draws it.
 
 A served page is sent in two parts (``alliance.pages.serve``): its frame (app bar, sidebar, choices) when the
-browser first asks for the session's document, and its main area once that is built. Panel's
-``pn.state.onload`` runs the second part only when the browser reports that it has drawn the first: the
-server then waited for the browser (about a second at service scale) and the browser then waited for the
-server (0.3-0.5 s to build and send the main area), one after the other.
+browser first asks for the session's document, and its main area once the browser says it has drawn the
+frame (``pn.state.onload``). Between the two the server has nothing to do for that session for about a
+second at service scale, while the browser draws. ``after_pull(doc, callback)`` runs ``callback`` (with
+``doc`` as Panel's current document) on the server's event loop in that second: right after the document's
+``PULL-DOC-REPLY`` has been written to the websocket, not between its frames (the reply would wait for the
+callback's work). The pages use it to make the main area's own objects (``prepare``) there, instead of
+before the frame is sent.
 
-``after_pull(doc, callback)`` runs ``callback`` on the server's event loop right after the document's
-``PULL-DOC-REPLY`` has been queued on the websocket: the server builds the main area while the browser
-draws the frame, and the main area arrives as an ordinary patch. The order matters: BokehJS drops a patch
-that arrives before the document it patches (it assumes the document already contains it), so the
-callback must not run earlier, for instance on a timer set while the session is being built. The reply and
-the patch go out through the same connection, one after the other (Bokeh's write lock).
+A callback that changes the document should not use this: its change would reach the browser while it
+draws the frame, and a patch that arrives before the browser has the document is dropped (BokehJS assumes
+the document already holds it). ``prepare`` only makes objects that are not in the document yet.
 
 Bokeh has no public hook for "the document was sent", so this wraps ``ServerSession.pull``, the handler
-Bokeh's protocol handler looks up for each new connection. A page should also register the same callback
-with ``pn.state.onload`` (and make it run once): without the hook (a Bokeh that no longer has this handler,
-a notebook) the page still fills in when the browser is ready.
+Bokeh's protocol handler looks up for each new connection. Without the hook (a Bokeh that no longer has
+this handler) ``after_pull`` says so and the page makes the same objects when it fills in.
 """
 
 from __future__ import annotations
@@ -92,12 +91,7 @@ async def _after_reply(connection, doc, callbacks) -> None:
 
 
 def _run(doc, callback) -> None:
-    import panel as pn
     from panel.io.state import set_curdoc
 
-    # Panel counts a session as connected only from the browser's load event, and until then drops the
-    # changes a hold collected (the whole document, it reasons, is still to be sent). This document has been
-    # sent: its changes from here on must go to the browser as patches.
-    pn.state._connected[doc] = True
     with set_curdoc(doc):
         callback()

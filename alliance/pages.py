@@ -105,14 +105,14 @@ def serving() -> bool:
 
 def serve(page) -> None:
     """Under ``panel serve``, add the page's template (``page.page()``) to the session being built: laid out
-    at once, its main area filled in as soon as the browser has the rest (``alliance.after_pull``, with
-    ``pn.state.onload`` as the fallback), with Panel's style sheets served from here. In a notebook kernel,
-    nothing (the page shows inline).
+    at once, its main area filled in once the browser has drawn the rest (``pn.state.onload``), with Panel's
+    style sheets served from here. In a notebook kernel, nothing (the page shows inline).
 
     Laid out at once: the app bar, who is signed in and the sidebar's choices reach the browser without the
     main area's charts and tables, which the browser would otherwise have to receive and draw first; the main
-    area shows Panel's loading indicator until they arrive. The server builds the main area while the browser
-    draws the frame, so neither waits for the other (``docs/performance.md``).
+    area shows Panel's loading indicator until they arrive. What the main area alone needs (``prepare``) is
+    made while the browser draws the frame (``alliance.after_pull``), not before the frame is sent
+    (``docs/performance.md``).
 
     Style sheets: the server keeps one session per page to write later visitors' HTML (``--reuse-sessions``)
     and builds each visitor's own session when its websocket connects. Panel points its components' style
@@ -133,7 +133,7 @@ def serve(page) -> None:
     template.main = [filling]
 
     def fill() -> None:
-        if filling.objects:  # filled already: by the first of after_pull and onload
+        if filling.objects:  # filled already
             return
         prepare = getattr(page, "prepare", None)
         if prepare is not None:
@@ -144,9 +144,13 @@ def serve(page) -> None:
             for root in doc.roots:
                 patch_model_css(root, dist_url=dist_url)
 
-    # As soon as the browser has the frame: the server builds the main area while the browser draws the frame
-    # (alliance.after_pull). The browser's load event is the fallback.
-    after_pull(doc, fill)
+    # The main area's own objects (``prepare``: the charts' figures, the comparison's table) are made while
+    # the browser draws the frame (alliance.after_pull), instead of before the frame is sent. Their models
+    # are made and sent once the browser has drawn the frame: sent while it draws, they would be drawn with
+    # it, and the page would show nothing until both were drawn.
+    prepare = getattr(page, "prepare", None)
+    if prepare is not None:
+        after_pull(doc, prepare)
     pn.state.onload(fill)
     template.servable()
     doc.template_variables["dist_url"] = dist_url
