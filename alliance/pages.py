@@ -585,13 +585,7 @@ class ComparisonPage(Viewer):
     service = param.ClassSelector(class_=Service)
 
     def __init__(self, **params):
-        from alliance.views.comparison import (
-            CaterpillarPlot,
-            ComparisonHeading,
-            ComparisonState,
-            ComparisonTable,
-            FunnelPlot,
-        )
+        from alliance.views.comparison import ComparisonState
 
         super().__init__(**params)
         store = comparison_store(self.service)
@@ -614,7 +608,6 @@ class ComparisonPage(Viewer):
             html_text(self.service.scope.describe_comparison()), variant="caption", name="scope"
         )
         self.content = pn.Column(sizing_mode="stretch_width")
-        self._views = (ComparisonHeading, FunnelPlot, CaterpillarPlot, ComparisonTable)
         self.table = self.funnel = self.caterpillar = self.heading = None
         if not serving():
             self.prepare()
@@ -625,13 +618,19 @@ class ComparisonPage(Viewer):
     def prepare(self) -> None:
         """The comparison's views: served, made with the main area rather than in the frame the browser
         waits for (a 4,000-row table and two 4,000-point charts at service scale)."""
+        from alliance.views.comparison import (
+            CaterpillarPlot,
+            ComparisonHeading,
+            ComparisonTable,
+            FunnelPlot,
+        )
+
         if self.table is not None:
             return
-        heading, funnel, caterpillar, table = self._views
-        self.heading = heading(state=self.state)
-        self.funnel = funnel(state=self.state)
-        self.caterpillar = caterpillar(state=self.state)
-        self.table = table(state=self.state)
+        self.heading = ComparisonHeading(state=self.state)
+        self.funnel = FunnelPlot(state=self.state)
+        self.caterpillar = CaterpillarPlot(state=self.state)
+        self.table = ComparisonTable(state=self.state)
         self.content.objects = [
             self.heading,
             pn.pane.Markdown(COMPARISON_PAGE_HELP, sizing_mode="stretch_width"),

@@ -65,6 +65,7 @@ def long_select_app(tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+        log.close()
 
 
 def test_a_long_list_opens_under_its_count_and_sends_the_choice_back(page: Page, long_select_app):
