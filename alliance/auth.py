@@ -446,17 +446,23 @@ def _loopback(address: str) -> bool:
         return False
 
 
+def serving() -> bool:
+    """Whether a ``panel serve`` session is being built or run here (not a notebook, not a test): it has a
+    session context. Not ``pn.state.served``, which asks whether its *caller's* module is a served script
+    (never true when asked from a module like this one: the demo's refusals below once never ran)."""
+    import panel as pn
+
+    doc = pn.state.curdoc
+    return doc is not None and doc.session_context is not None
+
+
 def check_page(identity: Identity, page: str, db_path=None) -> None:
     """Refuse (AccessRefused) an unknown user, a role not allowed on ``page``, or a demo that is reached from
     another machine or that runs although a users file is configured."""
-    import panel as pn
 
     words = PAGE_WORDS.get(page, f"the {page} page")
     if not identity.signed_in:
-        # A served session has a session context. (Not ``pn.state.served``: it asks whether its *caller's*
-        # module is a served script, which this module never is, so the checks below never ran.)
-        doc = pn.state.curdoc
-        if doc is None or doc.session_context is None:
+        if not serving():
             return
         if not _loopback(identity.address):
             raise AccessRefused(

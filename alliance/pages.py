@@ -20,7 +20,7 @@ from panel.viewable import Viewer
 
 from alliance import audit, style
 from alliance.after_pull import after_pull
-from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for
+from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for, serving
 from alliance.db import DatabaseError, open_database
 from alliance.freshness import data_status
 from alliance.guard import ScopedSelect
@@ -93,14 +93,6 @@ def served_page(**params) -> pmui.Page:
     with edit_readonly(page):
         page.busy = False  # a value instead of the reference to pn.state.busy: no longer follows it
     return page
-
-
-def serving() -> bool:
-    """Whether a ``panel serve`` session is being built or run here (not a notebook, not a test).
-
-    Not ``pn.state.served``: that asks whether its caller's module is a served script."""
-    doc = pn.state.curdoc
-    return doc is not None and doc.session_context is not None
 
 
 def serve(page) -> None:
