@@ -27,6 +27,7 @@ from alliance.guard import ScopedSelect
 from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_HELP
 from alliance.inert import file_name, html_text
 from alliance.marks import MarkError, MarkStore
+from alliance.native_bundle import install as load_bundle_natively
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection, MeetingState
@@ -115,6 +116,7 @@ def serve(page) -> None:
 
     if not serving():
         return
+    load_bundle_natively()  # Material UI's bundle: the browser's own module loader (alliance.native_bundle)
     doc = pn.state.curdoc
     dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
     template = page.page()

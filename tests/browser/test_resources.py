@@ -46,3 +46,22 @@ def test_later_visitors_load_everything_from_the_server(page: Page, served, name
         assert not elsewhere, f"{name}, {visit} visit: requests beyond the server: {elsewhere[:5]}"
         assert not failed, f"{name}, {visit} visit: requests that failed: {failed[:5]}"
     assert not served.errors(), served.errors()[0]
+
+
+def test_the_material_ui_bundle_is_loaded_by_the_browser_itself(page: Page, served):
+    """``alliance.native_bundle``: Panel's module shim would read the 1.4 MB bundle again as text on every page
+    and hand the browser a copy under a new address, compiled from scratch each time; the bundle goes to the
+    browser's own module loader instead, once, and the page's Material UI components still work."""
+    page.goto(f"{served.url}/caseload", timeout=TIMEOUT)
+    expect(page.locator(".tabulator-row").first).to_be_visible(timeout=TIMEOUT)
+    loads = page.evaluate(
+        """performance.getEntriesByType('resource')
+             .filter((e) => e.name.includes('panel-material-ui.bundle.js'))
+             .map((e) => e.initiatorType)"""
+    )
+    assert loads == ["script"], f"the bundle was loaded as {loads} (the shim fetches it: 'fetch')"
+    assert page.evaluate("window.importShim.allianceNativeBundle === true")
+    # A Material UI component from that bundle answers: the measure select opens and lists its choices.
+    page.get_by_role("combobox").first.click()
+    expect(page.get_by_role("menuitem").first).to_be_visible(timeout=TIMEOUT)
+    assert not served.errors(), served.errors()[0]
