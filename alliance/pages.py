@@ -798,9 +798,9 @@ class MeetingPage(Viewer):
         elif action == "discussed":
             self.discussed(episode, str(msg.get("note") or ""))
         elif action == "undo":
-            self._store_call(self.state.undo, episode)
+            self._marking(self.state.undo, episode)
         elif action == "followup":
-            self._store_call(self.state.follow_up, episode, str(msg.get("value") or ""))
+            self._marking(self.state.follow_up, episode, str(msg.get("value") or ""))
 
     def _store_call(self, fn, *args) -> bool:
         try:
@@ -813,7 +813,23 @@ class MeetingPage(Viewer):
 
     def discussed(self, episode_id: str, note: str = "") -> None:
         """Mark a client discussed at this meeting (with an optional action note): it stays in place."""
-        self._store_call(self.state.mark, episode_id, note)
+        self._marking(self.state.mark, episode_id, note)
+
+    def _marking(self, fn, *args) -> None:
+        """A mark, its undo or a follow-up: written, then the agenda re-read (about 0.2 s at 200,000 episodes,
+        more while other people's pages are built). Served, the board shows the loading indicator first and
+        the work runs at the server's next turn; the indicator goes with the refreshed board."""
+
+        def work() -> None:
+            try:
+                self._store_call(fn, *args)
+            finally:
+                self.board_column.loading = False
+
+        if self.defer(work):
+            self.board_column.loading = True
+        else:
+            work()
 
     def _focus_moved(self, episode: str) -> None:
         """With the charts open, the next / previous client's charts follow the focus."""

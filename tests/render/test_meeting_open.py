@@ -50,3 +50,45 @@ def test_outside_a_served_session_open_charts_works_at_once(page):
     page.open_client(first["client_id"], first["episode_id"])
     assert page.client_view.visible and page.selection.episode == first["episode_id"]
     assert not page.board_column.loading and not page.client_view.loading
+
+
+def test_discussed_undo_and_follow_up_show_the_indicator_then_the_board(page):
+    """A mark is written and the agenda re-read (about 0.2 s at service scale, longer under load): the board
+    shows the indicator at once, and the refreshed board ends it."""
+    handed: list = []
+    page.defer = lambda work: handed.append(work) or True
+    episode = page.state.agenda.iloc[0]["episode_id"]
+
+    page._act({"action": "discussed", "episode": episode, "note": "ask for feedback"})
+    assert len(handed) == 1 and page.board_column.loading, "the indicator at once"
+    assert not page.state.agenda.set_index("episode_id").loc[episode, "discussed_today"], "not written yet"
+    handed.pop()()
+    assert not page.board_column.loading
+    assert page.state.agenda.set_index("episode_id").loc[episode, "discussed_today"]
+
+    page._act({"action": "undo", "episode": episode})
+    assert len(handed) == 1 and page.board_column.loading
+    handed.pop()()
+    assert not page.board_column.loading
+    assert not page.state.agenda.set_index("episode_id").loc[episode, "discussed_today"]
+
+    page._act({"action": "followup", "episode": episode, "value": "done"})  # nothing to follow up here
+    assert len(handed) == 1 and page.board_column.loading
+    handed.pop()()
+    assert not page.board_column.loading, "a follow-up with nothing to record leaves no indicator"
+
+
+def test_a_mark_that_cannot_be_written_ends_the_indicator_with_its_message(page, monkeypatch):
+    from alliance.marks import MarkError
+
+    handed: list = []
+    page.defer = lambda work: handed.append(work) or True
+
+    def refuse(*args):
+        raise MarkError("the note is too long")
+
+    monkeypatch.setattr(page.state, "mark", refuse)
+    page.discussed(page.state.agenda.iloc[0]["episode_id"], "x")
+    handed.pop()()
+    assert not page.board_column.loading and page.message.visible
+    assert "too long" in page.message.object
