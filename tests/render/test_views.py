@@ -131,8 +131,13 @@ def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     assert any("single rating" in n for n in sel.notes)
     assert "a single rating: no change yet" in p.summary.object
     assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
+    outcome_select, alliance_select = p.widgets[3], p.widgets[4]
+    assert not alliance_select.disabled and not alliance_select.value_label
     sel.client = "X-NOALL"
     assert any(n.startswith("No alliance measure") for n in sel.notes)
+    # The alliance select says there is nothing to choose (not "None"); the outcome select works as before.
+    assert alliance_select.disabled and alliance_select.value_label == "none rated"
+    assert not outcome_select.disabled and not outcome_select.value_label and sel.outcome_instrument == "PHQ-9"
     assert sel.story.alliance.empty and not sel.story.outcome.empty
     assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
     sel.client = "X-GAPS"
@@ -145,6 +150,8 @@ def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     assert sel.client == "X-ONLYALL"
     assert any(n.startswith("No outcome measure") for n in sel.notes)
     assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
+    assert outcome_select.disabled and outcome_select.value_label == "none rated"
+    assert not alliance_select.disabled and not alliance_select.value_label
 
 
 # -- one story build per interaction, and one swap of everything ------------------------------------------------
