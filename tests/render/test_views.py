@@ -137,7 +137,9 @@ def test_edge_cases_show_what_they_can_and_say_what_is_missing(edge_db):
     assert any(n.startswith("No alliance measure") for n in sel.notes)
     # The alliance select says there is nothing to choose (not "None"); the outcome select works as before.
     assert alliance_select.disabled and alliance_select.value_label == "none rated"
-    assert not outcome_select.disabled and not outcome_select.value_label and sel.outcome_instrument == "PHQ-9"
+    assert (
+        not outcome_select.disabled and not outcome_select.value_label and sel.outcome_instrument == "PHQ-9"
+    )
     assert sel.story.alliance.empty and not sel.story.outcome.empty
     assert _figure_episodes(p.charts.grid) == {f"episode:{sel.episode}"}  # drawn, no error
     sel.client = "X-GAPS"
