@@ -61,7 +61,7 @@ def test_the_material_ui_bundle_is_loaded_by_the_browser_itself(page: Page, serv
     )
     assert loads == ["script"], f"the bundle was loaded as {loads} (the shim fetches it: 'fetch')"
     assert page.evaluate("window.importShim.allianceNativeBundle === true")
-    # A Material UI component from that bundle answers: the measure select opens and lists its choices.
+    # A Material UI component from that bundle answers: the clinician select opens and lists its choices.
     page.get_by_role("combobox").first.click()
     expect(page.get_by_role("menuitem").first).to_be_visible(timeout=TIMEOUT)
     assert not served.errors(), served.errors()[0]
