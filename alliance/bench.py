@@ -195,11 +195,36 @@ def fresh_client_page(db: Path) -> None:
 
 
 HEADING = r"^Client \S+ · episode"
-FIGURES_DRAWN = """
-(n) => {
-  if (window.Bokeh === undefined || Bokeh.index === undefined) return false;
-  const figures = [...Bokeh.index.all_views()].filter((v) => v.model.type === "Figure");
-  return figures.length >= n && figures.every((v) => v.has_finished());
+#: Checked in the page at every frame it draws (``polling="raf"``): an element with the given role, or an
+#: element whose own text matches the pattern, laid out and not hidden (what Playwright calls visible),
+#: looked for through the components' shadow roots; and, when ``figures`` is set, that many Bokeh figures
+#: finished drawing. Playwright's ``expect``, used before, looks again after 20, 50, 100 and 100 ms and then
+#: every 500 ms (its ``retryWithProgressAndBackoff``): a page that showed its content just after a look was
+#: timed up to half a second late (0.1-0.45 s late in side-by-side runs at 200,000 episodes).
+SHOWN = """
+([pattern, role, figures]) => {
+  if (figures > 0) {
+    if (window.Bokeh === undefined || Bokeh.index === undefined) return false;
+    const views = [...Bokeh.index.all_views()].filter((v) => v.model.type === "Figure");
+    if (views.length < figures || !views.every((v) => v.has_finished())) return false;
+  }
+  const re = pattern === null ? null : new RegExp(pattern);
+  const visible = (el) => {
+    const box = el.getBoundingClientRect();
+    return box.width > 0 && box.height > 0 && getComputedStyle(el).visibility !== "hidden";
+  };
+  const roots = [document];
+  while (roots.length) {
+    for (const el of roots.pop().querySelectorAll("*")) {
+      if (el.shadowRoot) roots.push(el.shadowRoot);
+      const hit = re === null
+        ? el.getAttribute("role") === role
+        : [...el.childNodes].some((n) => n.nodeType === Node.TEXT_NODE && n.textContent.trim())
+          && re.test(el.textContent.replace(/\\s+/g, " ").trim());
+      if (hit && visible(el)) return true;
+    }
+  }
+  return false;
 }
 """
 # Page → (text that only that page shows, figures it draws).
@@ -222,26 +247,24 @@ def server_errors(log: str) -> list[str]:
 async def _open(page, url: str, name: str, timeout: float) -> tuple[float, float]:
     """Seconds from navigation until the page is laid out (its choices show; the main area fills in once the
     browser has drawn them), and until it shows its own content with its charts drawn."""
-    import re
-
-    from playwright.async_api import expect
-
     text, figures = PAGE_CONTENT[name]
     start = time.perf_counter()
     await page.goto(url, timeout=timeout)
-    await expect(page.get_by_role("combobox").first).to_be_visible(timeout=timeout)
+    await _shown(page, None, "combobox", 0, timeout)
     laid_out = time.perf_counter() - start
-    await expect(page.get_by_text(re.compile(text)).first).to_be_visible(timeout=timeout)
-    if figures:
-        await page.wait_for_function(FIGURES_DRAWN, arg=figures, timeout=timeout)
+    await _shown(page, text, None, figures, timeout)
     return laid_out, time.perf_counter() - start
+
+
+async def _shown(page, pattern: str | None, role: str | None, figures: int, timeout: float) -> None:
+    """Wait until the page shows an element with ``role`` or text matching ``pattern`` (and ``figures``
+    figures drawn), checked at every frame the page draws (``SHOWN``)."""
+    await page.wait_for_function(SHOWN, arg=[pattern, role, figures], polling="raf", timeout=timeout)
 
 
 async def _switch_client(page, timeout: float) -> float:
     """Choose another client in the client page's selector; seconds until heading and charts show it."""
     import re
-
-    from playwright.async_api import expect
 
     select = page.get_by_role("combobox").nth(1)
     current = (await select.inner_text()).strip()
@@ -254,10 +277,7 @@ async def _switch_client(page, timeout: float) -> float:
     await item.hover()
     start = time.perf_counter()
     await item.click()
-    await expect(page.get_by_text(re.compile(rf"^Client {re.escape(other)} · episode"))).to_be_visible(
-        timeout=timeout
-    )
-    await page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=timeout)
+    await _shown(page, rf"^Client {re.escape(other)} · episode", None, 3, timeout)
     return time.perf_counter() - start
 
 
