@@ -21,6 +21,7 @@ from panel.viewable import Viewer
 from alliance import audit, style
 from alliance.after_pull import after_pull
 from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for, serving
+from alliance.chart_css import install as draw_charts_from_their_models
 from alliance.db import DatabaseError, open_database
 from alliance.freshness import data_status
 from alliance.guard import ScopedSelect
@@ -117,6 +118,7 @@ def serve(page) -> None:
     if not serving():
         return
     load_bundle_natively()  # Material UI's bundle: the browser's own module loader (alliance.native_bundle)
+    draw_charts_from_their_models()  # no style lookup per line, fill and text of a chart (alliance.chart_css)
     doc = pn.state.curdoc
     dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
     template = page.page()

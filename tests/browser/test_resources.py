@@ -10,7 +10,7 @@ import urllib.parse
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_client_page import TIMEOUT
+from tests.browser.test_client_page import FIGURES_DRAWN, TIMEOUT
 
 pytestmark = pytest.mark.browser
 
@@ -64,4 +64,17 @@ def test_the_material_ui_bundle_is_loaded_by_the_browser_itself(page: Page, serv
     # A Material UI component from that bundle answers: the clinician select opens and lists its choices.
     page.get_by_role("combobox").first.click()
     expect(page.get_by_role("menuitem").first).to_be_visible(timeout=TIMEOUT)
+    assert not served.errors(), served.errors()[0]
+
+
+def test_charts_are_drawn_without_a_style_lookup_per_visual(page: Page, served):
+    """``alliance.chart_css``: Bokeh's lookup of CSS overrides for each line, fill and text of a chart (a
+    ``getComputedStyle`` per visual each time it is drawn) answers "not set" on served pages, the script runs
+    after Bokeh's own, and the charts still draw."""
+    page.goto(f"{served.url}/client", timeout=TIMEOUT)
+    expect(page.locator(".bk-Figure").first).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=TIMEOUT)  # Bokeh has finished drawing them
+    visual = "Bokeh.require('core/visuals/visual').VisualProperties.prototype"
+    assert page.evaluate(f"{visual}.allianceNoCssValues === true"), "the script did not run after Bokeh's"
+    assert page.evaluate(f"{visual}._get_css_value('line-color')") == ""
     assert not served.errors(), served.errors()[0]
