@@ -236,14 +236,6 @@ PAGE_CONTENT = {
 }
 
 
-def server_errors(log: str) -> list[str]:
-    """The tracebacks in a panel serve log, less Tornado's note that a browser closed its websocket while a
-    message was on its way (a closed tab, not a server error)."""
-    blocks = [b for b in log.split("Traceback (most recent call last):")[1:]]
-    benign = ("WebSocketClosedError", "StreamClosedError")
-    return [b for b in blocks if not any(word in b[:3000] for word in benign)]
-
-
 async def _open(page, url: str, name: str, timeout: float) -> tuple[float, float]:
     """Seconds from navigation until the page is laid out (its choices show; the main area fills in once the
     browser has drawn them), and until it shows its own content with its charts drawn."""
@@ -336,6 +328,10 @@ async def _browser(db: Path, switches: int, chromium: Path) -> None:
                     row(f"browser: {name}, cache warm", [content for _, content in opened], target=target)
                 await context.close()
                 await browser.close()
+            tracebacks = server.errors()
+            print(f"browser: server tracebacks  {len(tracebacks)}", flush=True)
+            if tracebacks:
+                print(tracebacks[0][-2000:], flush=True)
         finally:
             server.stop()
 

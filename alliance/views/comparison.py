@@ -116,6 +116,7 @@ class ComparisonTable(Viewer):
 
     def _update(self, *events):
         frame = self.frame()
+        self.widget.widths = style.column_widths(frame)  # no measuring of every cell in the browser
         self.widget.value = frame
         self.widget.style.clear()  # Panel carries a table's styles over to its new value; these are redone
         if len(frame):

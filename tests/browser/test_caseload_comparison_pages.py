@@ -130,3 +130,34 @@ def test_comparison_filter_by_team_and_funnel(page: Page, served):
     choose(page, 1, team)  # the Team select
     page.wait_for_function(COLUMN_ALL, arg=[cell_selector("team"), team], timeout=TIMEOUT)
     assert set(cells(page, "team")) == {team}
+
+
+#: The table's titles and cells whose text is wider than the room they have (cut, with an ellipsis).
+CUT = """
+() => {
+  const cut = [];
+  const visit = (root) => {
+    for (const e of root.querySelectorAll(".tabulator-col-title, .tabulator-row .tabulator-cell")) {
+      const text = e.innerText.trim();
+      if (text && e.offsetWidth > 0 && e.scrollWidth > e.clientWidth) cut.push(text);
+    }
+    for (const e of root.querySelectorAll("*")) if (e.shadowRoot) visit(e.shadowRoot);
+  };
+  visit(document);
+  return cut;
+}
+"""
+
+
+def test_comparison_table_shows_every_title_and_value_whole(page: Page, served):
+    """The comparison table's column widths are given by the server (``alliance.style.column_widths``, so the
+    browser does not measure every cell): no title or value may be cut, on the first page of rows and after
+    sorting brings others to it."""
+    page.goto(f"{served.url}/comparison", timeout=TIMEOUT)
+    expect(page.locator(".tabulator-row").first).to_be_visible(timeout=TIMEOUT)
+    page.wait_for_timeout(500)  # fonts loaded and the table laid out
+    shown = page.locator(cell_selector("severity-adjusted ES (95 % CI)")).all_inner_texts()
+    assert shown and any(" to " in t for t in shown), shown[:3]  # the test looks at real values
+    assert page.evaluate(CUT) == []
+    sort_by(page, "mean sessions", "ascending")
+    assert page.evaluate(CUT) == []
