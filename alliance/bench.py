@@ -381,6 +381,17 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arr
             row(f"load: {page} page, {users} sessions", seconds)
 
 
+def machine_speed() -> None:
+    """A fixed pure-Python task, timed before the rows: the same machine runs at different speeds from one day
+    to the next (shared virtual machines), and every row above moves with it. Comparing runs, compare this
+    too (1.8 s on the machine the project is built on in round 10 of docs/performance.md)."""
+    start = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    print(f"machine: 10 million Python additions took {time.perf_counter() - start:.2f} s", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="alliance-bench", description=__doc__)
     parser.add_argument("--episodes", type=int, default=200_000)
@@ -411,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             write_demo(db, args.episodes, as_of=dt.date(2026, 11, 1))
             took = time.perf_counter() - start
             print(f"generated {args.episodes:,} episodes with stored metrics in {took:.1f} s")
+        machine_speed()
         api_rows(db, args.repeats)
         if not args.no_browser:
             browser_rows(db, args.switches)

@@ -5,8 +5,8 @@ Bokeh lets a page's style sheets override a chart's visual properties through CS
 (``--bk-line-color``, ``--bk-major-label-text-font-size`` …). To find them, every line, fill, hatch and
 text visual of every glyph, axis, grid and title calls ``getComputedStyle`` on its chart's element and reads
 one custom property, each time it is drawn: the browser must bring the whole page's styles up to date for
-each call. In CPU profiles of new sessions at 200,000 episodes that was 50-90 ms of the page's own time
-(``VisualProperties._get_css_value``), on the client page's two charts more than Bokeh's drawing itself.
+each call (706 calls per repaint of the client page's charts). In CPU profiles of new sessions at 200,000
+episodes that was 50-90 ms of the page's own time (``VisualProperties._get_css_value``).
 
 Alliance defines none of these properties, and neither Bokeh's, Panel's nor Material UI's style sheets do
 (a test reads the installed files and the project's own for any such definition). The script below,
@@ -15,8 +15,8 @@ what the lookup returned anyway. If a later Bokeh renames the module or the meth
 nothing and the page draws as before (slower); a test checks it is in place.
 
 Measured on new sessions with the browser's cache warm at 200,000 episodes, alternating sessions with and
-without it in one browser: the client page's content showed about 0.17 s sooner and the caseload page's
-about 0.07 s (``docs/performance.md``, round 10).
+without it in one browser: the content of the client, caseload and comparison pages showed 0.1-0.3 s
+sooner (``docs/performance.md``, round 10).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ def test_bench_runs_at_a_tiny_size():
     ):
         assert re.search(rf"^{re.escape(name)} +n=\d+ +median +\d+ ms +p95 +\d+ ms", out, re.M), name
     assert re.search(r"MB per extra session", out)
+    assert re.search(r"^machine: 10 million Python additions took [\d.]+ s$", out, re.M)
     # The load test: real websocket sessions (alliance.loadgen) against two server processes, none failed,
     # no server traceback, and every switch and page timed.
     load = re.search(
@@ -52,3 +53,4 @@ def test_bench_runs_at_a_tiny_size():
             assert re.search(rf"^browser: {name}, cache warm +n=3 +median", out, re.M), name
             assert re.search(rf"^browser: {name}, cache warm, laid out +n=3 +median", out, re.M), name
             assert re.search(rf"^browser: {name} +new session .*laid out after [\d.]+ s\)", out, re.M), name
+        assert re.search(r"^browser: server tracebacks  0$", out, re.M), out[-3000:]
