@@ -30,3 +30,10 @@ def test_a_title_wider_than_the_values_sets_the_width_and_a_cap_holds():
     widths = column_widths(frame, most=420)
     assert widths["sessions below alliance cut-off"] > text_width("3 %") + CELL_PADDING
     assert widths["note"] == 420
+
+
+def test_a_character_beyond_ascii_counts_a_full_em():
+    # A code or name imported from a service's own data may hold any character: a CJK ideograph is one em
+    # (16 px) wide in any font, the widest common glyph.
+    assert text_width("診療") >= 2 * 16
+    assert text_width("") == 0
