@@ -383,8 +383,8 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arr
 
 def machine_speed() -> None:
     """A fixed pure-Python task, timed before the rows: the same machine runs at different speeds from one day
-    to the next (shared virtual machines), and every row above moves with it. Comparing runs, compare this
-    too (1.8 s on the machine the project is built on in round 10 of docs/performance.md)."""
+    to the next (shared virtual machines), and every row moves with it. A rough marker: comparing runs, read
+    it beside the bare DuckDB figures (round 10 of docs/performance.md)."""
     start = time.perf_counter()
     total = 0
     for i in range(10_000_000):
