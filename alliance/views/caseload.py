@@ -129,12 +129,16 @@ class EpisodeTable(Viewer):
         def num(v):
             return "" if pd.isna(v) else f"{v:g}"
 
+        # Who needs attention and why first: client, status, flags and the status's reason are the columns
+        # a supervisor reads; at 1366 px the rest scroll into view.
         return pd.DataFrame(
             {
                 "client": [client_link(c, e) for c, e in zip(t["client_id"], t["episode_id"], strict=True)],
-                "episode": t["episode_id"],
-                "sessions": t["n_sessions"],
+                "status": [status_chip(s, w) for s, w in zip(t["status"], t["status_words"], strict=True)],
+                "flags": t["flags"],
+                "reason": t["reason"].fillna(""),
                 "last seen": pd.to_datetime(t["last_session_date"]).dt.strftime("%Y-%m-%d"),
+                "sessions": t["n_sessions"],
                 "measure": t["instrument"].fillna(""),
                 "intake → latest": [
                     f"{num(a)} → {num(b)}" if not pd.isna(a) else ""
@@ -142,11 +146,9 @@ class EpisodeTable(Viewer):
                 ],
                 "improvement": t["improvement"].round(1),
                 "category": t["category"].astype(object).where(t["category"].notna(), ""),
-                "status": [status_chip(s, w) for s, w in zip(t["status"], t["status_words"], strict=True)],
-                "reason": t["reason"].fillna(""),
                 "alliance latest": t["alliance_latest"].round(1),
                 "alliance lowest": t["alliance_lowest"].round(1),
-                "flags": t["flags"],
+                "episode": t["episode_id"],
                 "closed": np.where(t["closed"], t["end_type"], "open"),
             }
         )
