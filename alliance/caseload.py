@@ -93,6 +93,11 @@ def caseload_table(metrics: ClinicalMetrics) -> pd.DataFrame:
         for _, row in table[flag_cols].iterrows()
     ]
     table["n_flags"] = table[flag_cols].sum(axis=1)
+    # The agenda rank of the strongest flag raised (1 is the strongest; NaN: none), for "strongest first".
+    ranks = pd.DataFrame(
+        {c: np.where(table[c], BY_KEY[c.removeprefix("flag_")].rank, np.nan) for c in flag_cols}
+    )
+    table["strongest_flag"] = ranks.min(axis=1).to_numpy() if flag_cols else np.nan
     # The picture highlights the episodes that need attention; a soft signal (ceiling) alone does not.
     table["attention"] = table[[f"flag_{k}" for k in CASELOAD_FLAGS if BY_KEY[k].attention]].any(axis=1)
     return table.reset_index()

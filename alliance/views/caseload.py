@@ -124,7 +124,12 @@ class EpisodeTable(Viewer):
             return pd.DataFrame()
         if not self.state.show_closed:
             t = t[~t["closed"]]
-        t = t.sort_values(["n_flags", "last_session_date"], ascending=[False, False])
+        # Flagged first, the strongest flag first (the agenda's ranks), then more flags, then the latest seen.
+        t = t.sort_values(
+            ["strongest_flag", "n_flags", "last_session_date"],
+            ascending=[True, False, False],
+            na_position="last",
+        )
 
         def num(v):
             return "" if pd.isna(v) else f"{v:g}"

@@ -207,3 +207,30 @@ def test_a_caseload_draws_its_courses_once_per_choice(demo_db, monkeypatch):
     other = next(c for c in page.state.param.clinician.objects if c != page.state.clinician)
     page.state.clinician = other
     assert len(calls) == 3
+
+
+def test_each_episode_carries_the_rank_of_its_strongest_flag(metrics):
+    from alliance.flags import BY_KEY
+
+    table = caseload_table(metrics)
+    deteriorated = table["flag_deterioration"]
+    assert deteriorated.any()
+    assert (table.loc[deteriorated, "strongest_flag"] == BY_KEY["deterioration"].rank).all()
+    assert table.loc[table["n_flags"] == 0, "strongest_flag"].isna().all()
+    only_ceiling = table["flag_ceiling"] & (table["n_flags"] == 1)
+    assert only_ceiling.any()
+    assert (table.loc[only_ceiling, "strongest_flag"] == BY_KEY["ceiling"].rank).all()
+
+
+def test_the_episode_table_lists_the_strongest_flag_first(demo_db):
+    """Flagged first, strongest first: read back from the words in the table's flags column."""
+    from alliance.flags import BY_KEY, CASELOAD_FLAGS
+    from alliance.pages import caseload_page
+
+    rank_of_words = {words: BY_KEY[key].rank for key, words in CASELOAD_FLAGS.items()}
+    page = caseload_page(demo_db)
+    page.state.show_closed = True
+    flags = page.table.frame()["flags"]
+    strongest = [min((rank_of_words[w] for w in f.split(", ")), default=99) if f else 99 for f in flags]
+    assert len(set(strongest)) > 2  # several kinds of flag on this caseload, and unflagged episodes
+    assert strongest == sorted(strongest)
