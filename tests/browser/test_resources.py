@@ -78,3 +78,35 @@ def test_charts_are_drawn_without_a_style_lookup_per_visual(page: Page, served):
     assert page.evaluate(f"{visual}.allianceNoCssValues === true"), "the script did not run after Bokeh's"
     assert page.evaluate(f"{visual}._get_css_value('line-color')") == ""
     assert not served.errors(), served.errors()[0]
+
+
+# A chart's base font size, read by Bokeh's getter: once at once and once after the chart's font size changed
+# (in the same frame, and at the next frame).
+FONT_SIZES = """
+async () => {
+  const view = [...Bokeh.index.all_views()].find((v) => v.model.type === "Figure");
+  const before = view.base_font_size;
+  const computed = parseFloat(getComputedStyle(view.el).fontSize);
+  view.el.style.fontSize = (computed + 7) + "px";
+  const same_frame = view.base_font_size;
+  await new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
+  const next_frame = view.base_font_size;
+  view.el.style.fontSize = "";
+  return [before, computed, same_frame, next_frame];
+}
+"""
+
+
+def test_a_charts_font_size_is_read_once_per_frame(page: Page, served):
+    """``alliance.chart_css`` keeps each chart's base font size (Bokeh reads it with ``getComputedStyle`` for
+    every axis, label and title it measures or draws) for the rest of the frame: the value is the browser's,
+    and a change of the chart's font size shows from the next frame on."""
+    page.goto(f"{served.url}/client", timeout=TIMEOUT)
+    page.wait_for_function(FIGURES_DRAWN, arg=3, timeout=TIMEOUT)
+    plot = "Bokeh.require('models/plots/plot_canvas').PlotView.prototype"
+    assert page.evaluate(f"{plot}.allianceFontSizePerFrame === true"), "the script did not run after Bokeh's"
+    before, computed, same_frame, next_frame = page.evaluate(FONT_SIZES)
+    assert before == computed > 0
+    assert same_frame == before  # kept within the frame
+    assert next_frame == computed + 7  # read afresh at the next one
+    assert not served.errors(), served.errors()[0]

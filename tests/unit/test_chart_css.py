@@ -75,3 +75,4 @@ def test_the_script_is_added_once_to_the_served_pages():
     install(config)
     assert config.js_files == {KEY: URL}
     assert "core/visuals/visual" in SCRIPT and "_get_css_value" in SCRIPT
+    assert "models/plots/plot_canvas" in SCRIPT and "base_font_size" in SCRIPT and "__" not in SCRIPT
