@@ -29,6 +29,7 @@ from alliance.help import CASELOAD_PAGE_HELP, CLIENT_PAGE_HELP, COMPARISON_PAGE_
 from alliance.inert import file_name, html_text
 from alliance.marks import MarkError, MarkStore
 from alliance.native_bundle import install as load_bundle_natively
+from alliance.page_resources import install as list_page_files_once
 from alliance.scope import Scope
 from alliance.service import Service
 from alliance.state import ClientSelection, MeetingState
@@ -119,6 +120,7 @@ def serve(page) -> None:
         return
     load_bundle_natively()  # Material UI's bundle: the browser's own module loader (alliance.native_bundle)
     draw_charts_from_their_models()  # no style lookup per line, fill and text of a chart (alliance.chart_css)
+    list_page_files_once()  # the HTML's scripts and style sheets (alliance.page_resources)
     doc = pn.state.curdoc
     dist_url = f"{pn.state.rel_path}/{LOCAL_DIST}" if pn.state.rel_path else LOCAL_DIST
     template = page.page()

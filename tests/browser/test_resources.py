@@ -110,3 +110,27 @@ def test_a_charts_font_size_is_read_once_per_frame(page: Page, served):
     assert same_frame == before  # kept within the frame
     assert next_frame == computed + 7  # read afresh at the next one
     assert not served.errors(), served.errors()[0]
+
+
+def _linked_files(html: str) -> list[str]:
+    """The scripts and style sheets a page's HTML links, in order."""
+    import re
+
+    return re.findall(r'<(?:script|link)[^>]*(?:src|href)="([^"]+)"', html)
+
+
+@pytest.mark.parametrize("name", ["client", "caseload"])
+def test_every_visitor_gets_the_same_files_linked(served, name):
+    """``alliance.page_resources``: the scripts and style sheets of a page's HTML are listed once per server
+    process and kept; every visitor's HTML links the same files, each from this server."""
+    import urllib.request
+
+    pages = [
+        urllib.request.urlopen(f"{served.url}{PAGES[name][0]}", timeout=60).read().decode()
+        for _ in range(3)
+    ]
+    linked = [_linked_files(html) for html in pages]
+    assert len(linked[0]) >= 5 and any("bokeh" in f for f in linked[0]), linked[0]
+    assert linked[1] == linked[0] and linked[2] == linked[0]
+    assert not [f for f in linked[0] if f.startswith(("http://", "https://", "//"))]
+    assert not served.errors(), served.errors()[0]
