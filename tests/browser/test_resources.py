@@ -126,8 +126,7 @@ def test_every_visitor_gets_the_same_files_linked(served, name):
     import urllib.request
 
     pages = [
-        urllib.request.urlopen(f"{served.url}{PAGES[name][0]}", timeout=60).read().decode()
-        for _ in range(3)
+        urllib.request.urlopen(f"{served.url}{PAGES[name][0]}", timeout=60).read().decode() for _ in range(3)
     ]
     linked = [_linked_files(html) for html in pages]
     assert len(linked[0]) >= 5 and any("bokeh" in f for f in linked[0]), linked[0]
