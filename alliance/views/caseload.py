@@ -110,7 +110,7 @@ class EpisodeTable(Viewer):
             formatters={"client": {"type": "html"}, "status": {"type": "html"}},
             header_filters={
                 "client": {"type": "input", "func": "like"},
-                "flags": {"type": "input", "func": "like", "placeholder": "filter flags"},
+                "flags": {"type": "input", "func": "like", "placeholder": "find"},  # fits an empty column
                 "category": {"type": "input", "func": "like"},
             },
             name="caseload-table",
