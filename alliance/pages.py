@@ -209,7 +209,10 @@ class ClientPage(Viewer):
 
     def __init__(self, **params):
         super().__init__(**params)
-        self.selection = ClientSelection(service=self.service)
+        # Served, the episode's story is built with the main area, while the browser draws the frame
+        # (prepare); the frame needs only the choices. A link's client replaces the landing episode before
+        # any story is built.
+        self.selection = ClientSelection(service=self.service, hold_story=serving())
         # Shown by _show, with the rest; served, the figures are made with the main area (prepare).
         self.charts = ClientCharts(selection=self.selection, follow=False, deferred=serving())
         sel = self.selection.param
@@ -261,7 +264,12 @@ class ClientPage(Viewer):
         self.selection.defer = later  # served: a choice shows the indicator, then does its work
 
     def prepare(self) -> None:
-        """What only the main area needs, left out of the frame: the charts' figures."""
+        """What only the main area needs, left out of the frame: the episode's story, the charts' figures."""
+        sel = self.selection
+        not_found = self.not_found.visible  # a link's client not found: still said over the landing episode
+        if sel.release_story():
+            self._show(sel.episode_info, sel.story, list(sel.notes))
+            self.not_found.visible = not_found
         self.charts.build()
 
     def _follow(self, event) -> None:
@@ -270,6 +278,8 @@ class ClientPage(Viewer):
             self.episode_view.loading = True
             return
         sel = self.selection
+        if sel.story_held:  # chosen before the page was drawn: prepare shows the story it builds
+            return
         # On the event loop when called from another thread (a server with Panel's --num-threads, a notebook
         # thread): one patch message.
         pn.state.execute(partial(self._show, sel.episode_info, sel.story, list(sel.notes)))

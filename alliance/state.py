@@ -77,7 +77,9 @@ class ClientSelection(HandsOver):
     Every choice runs one cascade: the lists below the changed choice are refreshed, the episode's ratings are
     read, and the story is built **once**, at the end, and published together with ``ratings``,
     ``episode_info`` and ``notes`` in one batch of events. ``busy`` is True from the start of a cascade until
-    the story is published (pages show their loading indicator meanwhile).
+    the story is published (pages show their loading indicator meanwhile). With ``hold_story`` the cascades
+    choose and start the reads but build no story until ``release_story`` (a served page, while the browser
+    draws its frame): a link's client replaces the landing episode before any story is built.
     """
 
     service = param.ClassSelector(class_=Service, doc="Scoped data access.")
@@ -99,8 +101,11 @@ class ClientSelection(HandsOver):
     busy = param.Boolean(default=False, doc="True while a choice is being followed (the story being built).")
     # ``defer`` (``HandsOver``): a person's choice hands its whole cascade over; the steps inside it never.
 
-    def __init__(self, **params):
+    def __init__(self, hold_story: bool = False, **params):
         super().__init__(**params)
+        # ``hold_story``: cascades choose and start the episode's reads but leave the story to
+        # ``release_story`` (a served page builds it while the browser draws the page's frame).
+        self._held, self._story_pending = hold_story, False
         self._episodes = pd.DataFrame()
         self._ratings: pd.DataFrame | None = None  # the chosen episode's, published with the story
         self._reads: tuple = (None, None)  # (episode, its stored metrics being read: Database.submit)
@@ -196,10 +201,29 @@ class ClientSelection(HandsOver):
             try:
                 self.busy = True
                 step()
-                self._publish()
+                if self._held:
+                    self._story_pending = True
+                else:
+                    self._publish()
             finally:
                 self._cascading = None
                 self.busy = False  # normally already False, published with the story
+
+    @property
+    def story_held(self) -> bool:
+        """True while the story of the chosen episode waits for ``release_story``."""
+        return self._held
+
+    def release_story(self) -> bool:
+        """Build and publish the story a held selection left pending (its reads started when the episode
+        was chosen), and build every later one at once. True when a story was published now."""
+        with self._cascade_lock:
+            self._held = False
+            if not self._story_pending:
+                return False
+            self._story_pending = False
+            self._publish()
+            return True
 
     def _choose_clients(self, client=None, episode=None, episodes=None) -> None:
         clients = self._lists().client_list(self.clinician)["client_id"].tolist() if self.clinician else []
