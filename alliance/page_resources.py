@@ -3,7 +3,7 @@
 When a browser asks for a page, Panel writes its HTML from the session it keeps for that page
 (``--reuse-sessions``) and first lists the scripts and style sheets the HTML links
 (``panel.io.resources.bundle_resources``). To make that list it asks every Panel and Material UI component
-class in the process, about 150, for its files and checks their paths on disk: 25-30 ms of the server's
+class in the process, about 150, for its files and checks their paths on disk: 25-37 ms of the server's
 time for each page a person opens (90 % of writing the HTML; ``docs/performance.md``, round 11). The
 answer is the same for every visit: the classes and the server's settings do not change while it runs.
 
@@ -14,7 +14,8 @@ settings that add files (``js_files``, ``css_files``, ``raw_css``, design, loadi
 the extensions loaded, the number of model classes registered (a new component class is a new key), and
 whether the page needs MathJax (read from the page's models each time, as Panel does). If any of them
 changes, the list is worked out afresh. If Panel renames the function, nothing is wrapped and pages are
-written as before; a test checks the wrap is in place and that the HTML is the same with and without it.
+written as before. Tests check that the wrap is in place, that a kept list is the one Panel makes and that
+a change of its inputs gives a fresh one.
 """
 
 from __future__ import annotations
