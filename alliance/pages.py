@@ -895,22 +895,26 @@ class MeetingPage(Viewer):
     def open_client(self, client_id: str, episode_id: str) -> None:
         """Open a client's charts beside the board (or move them to another client). Served, the loading
         indicator goes to the browser first, on the charts when they are open, else on the board."""
-        work = partial(self._open_client, client_id, episode_id)
+        # The ticket is taken when the open is asked for: "Back to the agenda" (or a later open) asked for
+        # before this work runs overtakes it, even when the work only runs after it.
+        ticket = self._latest = next(self._tickets)
+        work = partial(self._open_client, client_id, episode_id, ticket)
         if self.defer(work):
             (self.client_view if self.client_view.visible else self.board_column).loading = True
         else:
             work()
 
-    def _open_client(self, client_id: str, episode_id: str) -> None:
+    def _open_client(self, client_id: str, episode_id: str, ticket: int) -> None:
         try:
-            self._open_client_now(client_id, episode_id)
+            self._open_client_now(client_id, episode_id, ticket)
         finally:
             self.board_column.loading = False
             if self.selection is None or not self.selection.busy:
                 self.client_view.loading = False  # nothing to swap in (same client, refused, overtaken)
 
-    def _open_client_now(self, client_id: str, episode_id: str) -> None:
-        ticket = self._latest = next(self._tickets)
+    def _open_client_now(self, client_id: str, episode_id: str, ticket: int) -> None:
+        if ticket != self._latest:
+            return  # overtaken before it ran: another client or the agenda was asked for meanwhile
         # Recorded before it is shown, once while it stays open; refused when the trail cannot be written.
         sel, db = self.selection, self.service.db.path
         try:

@@ -45,6 +45,30 @@ def test_open_charts_shows_the_indicator_then_the_client(page):
     assert not page.client_view.loading, "an open with nothing to swap in leaves no indicator spinning"
 
 
+def test_back_to_the_agenda_overtakes_an_open_still_waiting(page):
+    """Under load an open (a key press moving the focus, "Open charts") may run after "Back to the agenda"
+    was pressed: it must not show the charts again, nor record a view, and the latest open wins."""
+    handed: list = []
+    page.defer = lambda work: handed.append(work) or True
+    first, second = page.state.agenda.iloc[0], page.state.agenda.iloc[1]
+    page.open_client(first["client_id"], first["episode_id"])
+    handed.pop()()
+    assert page.client_view.visible
+
+    page.open_client(second["client_id"], second["episode_id"])  # asked for, still waiting
+    page._show_agenda()  # "Back to the agenda" pressed meanwhile
+    handed.pop()()
+    assert not page.client_view.visible, "the waiting open showed the charts again"
+    assert page.selection.episode == first["episode_id"], "an overtaken open built its client"
+
+    page.open_client(first["client_id"], first["episode_id"])
+    page.open_client(second["client_id"], second["episode_id"])
+    for work in [handed.pop(0), handed.pop(0)]:
+        work()
+    assert page.client_view.visible and page.selection.episode == second["episode_id"]
+    assert not page.client_view.loading and not page.board_column.loading
+
+
 def test_outside_a_served_session_open_charts_works_at_once(page):
     first = page.state.agenda.iloc[0]
     page.open_client(first["client_id"], first["episode_id"])
