@@ -765,9 +765,14 @@ class MeetingPage(Viewer):
             label="Back to the agenda", variant="outlined", name="back", width=200, sizing_mode="fixed"
         )
         self.back.on_click(self._show_agenda)
-        self.summary = pn.pane.Markdown(sizing_mode="stretch_width", name="episode-summary")
+        self.summary = pn.pane.Markdown(
+            sizing_mode="stretch_width", name="episode-summary", css_classes=["episode-summary"]
+        )
+        # The loading indicator covers the summary and charts only: "Back to the agenda" stays clickable while
+        # the next client's charts are built (an open it overtakes then shows nothing, see ``open_client``).
+        self.client_body = pn.Column(self.summary, sizing_mode="stretch_width", margin=0)
         self.client_view = pn.Column(
-            self.back, self.summary, sizing_mode="stretch_width", visible=False, styles=FULL_HEIGHT
+            self.back, self.client_body, sizing_mode="stretch_width", visible=False, styles=FULL_HEIGHT
         )
         self.scope_note = pmui.Typography(
             html_text(self.service.scope.describe()), variant="caption", name="scope"
@@ -873,7 +878,7 @@ class MeetingPage(Viewer):
         self.selection.open(client_id, episode_id)
         self.charts = ClientCharts(selection=self.selection, follow=False)  # swapped with the summary
         self.summary.object = episode_summary(self.selection.episode_info, self.selection.story)
-        self.client_view.objects = [self.back, self.summary, self.charts]
+        self.client_body.objects = [self.summary, self.charts]
         self.selection.param.watch(self._follow, ["busy"])
         return True
 
@@ -882,7 +887,7 @@ class MeetingPage(Viewer):
         Both go through the event loop, in the order the cascades ran: set from a server thread, the
         indicator could reach the browser after the swap that ends it and spin for ever."""
         if event.new:
-            pn.state.execute(partial(setattr, self.client_view, "loading", True))
+            pn.state.execute(partial(setattr, self.client_body, "loading", True))
             return
         pn.state.execute(partial(self._show_client, self.selection.episode_info, self.selection.story))
 
@@ -890,7 +895,7 @@ class MeetingPage(Viewer):
         with pn.io.hold(freeze=True):
             self.summary.object = episode_summary(info, story)
             self.charts.show(story)
-            self.client_view.loading = False
+            self.client_body.loading = False
 
     def open_client(self, client_id: str, episode_id: str) -> None:
         """Open a client's charts beside the board (or move them to another client). Served, the loading
@@ -900,7 +905,7 @@ class MeetingPage(Viewer):
         ticket = self._latest = next(self._tickets)
         work = partial(self._open_client, client_id, episode_id, ticket)
         if self.defer(work):
-            (self.client_view if self.client_view.visible else self.board_column).loading = True
+            (self.client_body if self.client_view.visible else self.board_column).loading = True
         else:
             work()
 
@@ -910,7 +915,7 @@ class MeetingPage(Viewer):
         finally:
             self.board_column.loading = False
             if self.selection is None or not self.selection.busy:
-                self.client_view.loading = False  # nothing to swap in (same client, refused, overtaken)
+                self.client_body.loading = False  # nothing to swap in (same client, refused, overtaken)
 
     def _open_client_now(self, client_id: str, episode_id: str, ticket: int) -> None:
         if ticket != self._latest:

@@ -1,6 +1,7 @@
 """ "Open charts" on a served meeting page shows the loading indicator first and does its work at the server's
 next turn (``MeetingPage.defer``, ``alliance.pages.later`` when served): on the board for the first client, on
-the charts while they are open; each indicator is gone once the work has run."""
+the charts while they are open (not on "Back to the agenda", which stays clickable meanwhile); each indicator
+is gone once the work has run."""
 
 from __future__ import annotations
 
@@ -29,20 +30,23 @@ def test_open_charts_shows_the_indicator_then_the_client(page):
     assert not page.client_view.visible and page.selection is None, "nothing built yet"
     handed.pop()()
     assert page.client_view.visible and page.selection.episode == first["episode_id"]
-    assert not page.board_column.loading and not page.client_view.loading
+    assert not page.board_column.loading and not page.client_body.loading
 
     page.open_client(second["client_id"], second["episode_id"])  # the next client, charts open
-    assert len(handed) == 1 and page.client_view.loading and not page.board_column.loading
+    assert len(handed) == 1 and page.client_body.loading and not page.board_column.loading
+    assert not page.client_view.loading and page.back not in page.client_body.objects, (
+        "the indicator covers the charts, not the way back to the agenda"
+    )
     assert page.selection.episode == first["episode_id"]
     handed.pop()()
     assert page.selection.episode == second["episode_id"] and f"episode {second['episode_id']}" in (
         page.summary.object
     )
-    assert not page.client_view.loading
+    assert not page.client_body.loading
 
     page.open_client(second["client_id"], second["episode_id"])  # the same client again: nothing to swap
     handed.pop()()
-    assert not page.client_view.loading, "an open with nothing to swap in leaves no indicator spinning"
+    assert not page.client_body.loading, "an open with nothing to swap in leaves no indicator spinning"
 
 
 def test_back_to_the_agenda_overtakes_an_open_still_waiting(page):
@@ -66,14 +70,14 @@ def test_back_to_the_agenda_overtakes_an_open_still_waiting(page):
     for work in [handed.pop(0), handed.pop(0)]:
         work()
     assert page.client_view.visible and page.selection.episode == second["episode_id"]
-    assert not page.client_view.loading and not page.board_column.loading
+    assert not page.client_body.loading and not page.board_column.loading
 
 
 def test_outside_a_served_session_open_charts_works_at_once(page):
     first = page.state.agenda.iloc[0]
     page.open_client(first["client_id"], first["episode_id"])
     assert page.client_view.visible and page.selection.episode == first["episode_id"]
-    assert not page.board_column.loading and not page.client_view.loading
+    assert not page.board_column.loading and not page.client_body.loading
 
 
 def test_discussed_undo_and_follow_up_show_the_indicator_then_the_board(page):
