@@ -429,6 +429,24 @@ def current_user(db_path=None) -> Identity:
     )
 
 
+def index_pages(user_name) -> list[str] | None:
+    """The pages the index lists for a signed-in ``user_name`` (the index's ``current_user``): those their
+    role may open, none for a name the users file does not hold; None (every page) on a server without
+    sign-in, the demo. Each page still checks the viewer itself (``check_page``): this only spares people
+    links that would refuse them."""
+    if not sign_in_enabled():
+        return None
+    if isinstance(user_name, bytes):
+        user_name = user_name.decode("utf-8", "replace")
+    try:
+        user = find_user(_signed_in_users(), str(user_name or "") or None)
+    except UsersError:
+        user = None
+    if user is None:
+        return []
+    return [page for page, roles in PAGE_ROLES.items() if user.role in roles]
+
+
 class AccessRefused(Exception):
     """The viewer may not open this page; ``title``/``problem``/``remedy`` are shown, and nothing else."""
 
@@ -704,6 +722,7 @@ __all__ = [
     "current_user",
     "enable_sign_in",
     "hash_password",
+    "index_pages",
     "load_users",
     "remove_user",
     "scope_for",

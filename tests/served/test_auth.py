@@ -395,6 +395,26 @@ def shown_texts(doc: dict, people) -> list[str]:
 
 
 @pytest.mark.served
+def test_the_index_lists_only_the_pages_the_role_may_open(signin):
+    """Clinicians: no meeting page; supervisors and directors: all four; researchers: the comparison only (the
+    roles' pages as the deployment guide gives them). A name the users file does not hold is refused
+    before the index (see above), so the index never lists pages for it."""
+    expected = {
+        "cli": {"client", "caseload", "comparison"},
+        "sup": {"client", "caseload", "comparison", "meeting"},
+        "dir": {"client", "caseload", "comparison", "meeting"},
+        "res": {"comparison"},
+    }
+    for who, pages in expected.items():
+        status, _, index = request(signin.url + "/", cookie=sign_in(signin, who))
+        assert status == 200, who
+        listed = set(re.findall(r'<a class="page" href="\.?/?([a-z_]+)"', index))
+        assert listed == pages, (who, listed)
+        assert "No page of Alliance is open" not in index
+    assert not signin.errors(), signin.errors()[0]
+
+
+@pytest.mark.served
 def test_a_supervisor_sees_their_team_and_its_meeting(signin):
     people = signin.people
     doc = document_as(f"{signin.url}/client", sign_in(signin, "sup"))
