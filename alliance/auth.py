@@ -429,22 +429,39 @@ def current_user(db_path=None) -> Identity:
     )
 
 
-def index_pages(user_name) -> list[str] | None:
-    """The pages the index lists for a signed-in ``user_name`` (the index's ``current_user``): those their
-    role may open, none for a name the users file does not hold; None (every page) on a server without
-    sign-in, the demo. Each page still checks the viewer itself (``check_page``): this only spares people
-    links that would refuse them."""
+def index_pages(handler) -> list[str] | None:
+    """The pages the index lists for the viewer of the index's request (``handler``, Tornado's request
+    handler): those their role may open, none for a viewer the users file does not hold; None (every page)
+    on a server without sign-in, the demo. The viewer is found as ``current_user`` finds them: by the
+    signed-in name, else by the e-mail address in an identity provider's token. Each page still checks the
+    viewer itself (``check_page``): this only spares people links that would refuse them."""
     if not sign_in_enabled():
         return None
-    if isinstance(user_name, bytes):
-        user_name = user_name.decode("utf-8", "replace")
+    name = getattr(handler, "current_user", None)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
     try:
-        user = find_user(_signed_in_users(), str(user_name or "") or None)
+        user = find_user(_signed_in_users(), str(name or "") or None, _token_email(handler))
     except UsersError:
         user = None
     if user is None:
         return []
     return [page for page, roles in PAGE_ROLES.items() if user.role in roles]
+
+
+def _token_email(handler) -> str | None:
+    """The e-mail address in the identity provider's token that Panel's sign-in keeps in a signed cookie
+    (``pn.state.user_info`` in a session), or None."""
+    from panel.io.state import state
+    from panel.util import decode_token
+
+    try:
+        raw = handler.get_secure_cookie("id_token")
+        info = decode_token(state._decrypt_cookie(raw)) if raw else None
+    except Exception:  # noqa: BLE001 — no provider's token, or one not readable: the signed-in name decides
+        return None
+    email = info.get("email") if isinstance(info, dict) else None
+    return str(email) if email else None
 
 
 class AccessRefused(Exception):

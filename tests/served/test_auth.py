@@ -394,6 +394,13 @@ def shown_texts(doc: dict, people) -> list[str]:
     return sorted(t.replace(people["outsider"], "CODE").replace("C-000000", "CODE") for t in texts)
 
 
+def index_listing(server, cookie: str) -> tuple[set[str], str]:
+    """The pages the index links for a viewer with ``cookie``, and the index's text."""
+    status, _, index = request(server.url + "/", cookie=cookie)
+    assert status == 200, status
+    return set(re.findall(r'<a class="page" href="\.?/?([a-z_]+)"', index)), index
+
+
 @pytest.mark.served
 def test_the_index_lists_only_the_pages_the_role_may_open(signin):
     """Clinicians: no meeting page; supervisors and directors: all four; researchers: the comparison only (the
@@ -406,9 +413,7 @@ def test_the_index_lists_only_the_pages_the_role_may_open(signin):
         "res": {"comparison"},
     }
     for who, pages in expected.items():
-        status, _, index = request(signin.url + "/", cookie=sign_in(signin, who))
-        assert status == 200, who
-        listed = set(re.findall(r'<a class="page" href="\.?/?([a-z_]+)"', index))
+        listed, index = index_listing(signin, sign_in(signin, who))
         assert listed == pages, (who, listed)
         assert "No page of Alliance is open" not in index
     assert not signin.errors(), signin.errors()[0]
@@ -559,6 +564,17 @@ class StubIdentityProvider:
 @pytest.fixture(scope="module")
 def oidc(demo_db, tmp_path_factory):
     """A served demo whose sign-in is an (stubbed) identity provider; the users file maps e-mail addresses."""
+    yield from _oidc_server(demo_db, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def oidc_by_subject(demo_db, tmp_path_factory):
+    """The same, with the provider's subject (an opaque id, as GitHub's login is a name) as the signed-in
+    name: the e-mail address is only in the provider's token."""
+    yield from _oidc_server(demo_db, tmp_path_factory, {"USER_KEY": "sub"})
+
+
+def _oidc_server(demo_db, tmp_path_factory, params: dict | None = None):
     import alliance.serving
     from alliance.serving import free_port
 
@@ -575,6 +591,7 @@ def oidc(demo_db, tmp_path_factory):
         "AUTHORIZE_URL": f"{idp.url}/authorize",
         "TOKEN_URL": f"{idp.url}/token",
         "USER_URL": f"{idp.url}/userinfo",
+        **(params or {}),
     }
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("ALLIANCE_USERS", str(users))
@@ -631,7 +648,22 @@ def test_an_identity_providers_user_is_mapped_by_email_to_their_role(oidc):
     assert set(client_options(doc)) <= people["clients"][people["clinician"]]
     research = document_text(document_as(f"{oidc.url}/client", sign_in_at_provider(oidc, "rui@example.org")))
     assert "Not available to your role" in research and not CLIENT.findall(research)
+    # The index, too, finds them by their e-mail address: a clinician's pages, a researcher's one.
+    assert index_listing(oidc, cookie)[0] == {"client", "caseload", "comparison"}
+    assert index_listing(oidc, sign_in_at_provider(oidc, "rui@example.org"))[0] == {"comparison"}
     assert not oidc.errors(), oidc.errors()[0]
+
+
+@pytest.mark.served
+def test_a_user_signed_in_under_the_providers_own_id_is_mapped_by_the_tokens_email(oidc_by_subject):
+    server = oidc_by_subject
+    cookie = sign_in_at_provider(server, "ana@example.org")
+    doc = document_as(f"{server.url}/client", cookie)
+    assert "Signed in as <b>ana (clinician)</b>" in document_text(doc)
+    assert select_options(doc, "Clinician") == [server.people["clinician"]]
+    assert index_listing(server, cookie)[0] == {"client", "caseload", "comparison"}
+    assert index_listing(server, sign_in_at_provider(server, "rui@example.org"))[0] == {"comparison"}
+    assert not server.errors(), server.errors()[0]
 
 
 @pytest.mark.served
@@ -641,6 +673,8 @@ def test_an_identity_providers_user_not_in_the_users_file_is_refused(oidc):
         text = document_text(document_as(f"{oidc.url}/{page}", cookie))
         assert "No access" in text and "mallory@example.org" in text
         assert not CLIENT.findall(text) and not CODE.findall(text)
+    listed, index = index_listing(oidc, cookie)
+    assert not listed and "No page of Alliance is open to your account" in index
     assert not oidc.errors(), oidc.errors()[0]
 
 
