@@ -292,6 +292,8 @@ class ClientPage(Viewer):
         # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
         with pn.io.hold(freeze=True):
             self.summary.object = episode_summary(info, story)
+            # Without an episode the summary says why; "what this episode lacks" is for an episode's gaps.
+            notes = notes if info else []
             self.notes.object = "\n".join(f"- {html_text(n)}" for n in notes)  # codes from data
             self.notes.visible = bool(notes)
             self.charts.show(story)
@@ -416,7 +418,10 @@ def episode_summary(info: dict, story) -> str:
     """The summary block (Markdown): who, when, intake → latest, change, status with its reason, events,
     alliance. Every code and word that comes from the data is escaped (``alliance.inert.html_text``)."""
     if not info:
-        return "### No episode selected"
+        return (
+            "### No episode selected\n\n"
+            "This client has no episode you can see. Choose a clinician and a client."
+        )
     t = html_text
 
     def day(d):

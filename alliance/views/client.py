@@ -598,7 +598,8 @@ class ClientCharts(ChartLayers, Viewer):
         self._story = self.selection.story  # the story shown
         # A new pane for each new set of figures: a Bokeh pane keeps the height of the grid it was laid out
         # with, so an item breakdown would run over what follows.
-        self._pane = pn.Column(sizing_mode="stretch_width", margin=0)
+        # No episode (a client not found, a clinician with none in scope): no charts, not empty axes.
+        self._pane = pn.Column(sizing_mode="stretch_width", margin=0, visible=self._story is not None)
         if not self.deferred:
             self.build()
         self.selection.param.watch(self._update_layout, ["x_axis", "breakdown"])
@@ -617,6 +618,7 @@ class ClientCharts(ChartLayers, Viewer):
         """Draw ``story`` on every chart: one batch of source data, ranges and labels (or, before ``build``,
         keep it for then)."""
         self._story = story
+        self._pane.visible = story is not None
         if not self._pane.objects:
             return
         # freeze: Bokeh recomputes the document's model graph once, not after each change.

@@ -39,3 +39,17 @@ def test_a_long_list_goes_to_the_browser_as_one_group_titled_with_its_count():
     assert model.data.value == codes[1]
     select.options = codes[:3]
     assert model.data.options == codes[:3]
+
+
+def test_without_an_episode_the_page_says_why_and_draws_no_empty_charts(demo_db):
+    """A client not found has no episode to draw: the summary says so, with what to do; there are no empty
+    axes and no "what this episode lacks" box (that is for an episode's gaps). An episode chosen afterwards
+    brings its charts back."""
+    page = ClientPage(service=Service.open(demo_db))
+    assert page.charts._pane.visible, "the landing episode's charts"
+    page.selection.client = "C-000000"
+    assert "No episode selected" in page.summary.object
+    assert "This client has no episode you can see. Choose a clinician and a client." in page.summary.object
+    assert not page.charts._pane.visible and not page.notes.visible
+    page.selection.client = page.selection.param.client.objects[1]
+    assert "· episode" in page.summary.object and page.charts._pane.visible
