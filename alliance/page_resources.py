@@ -11,7 +11,7 @@ answer is the same for every visit: the classes and the server's settings do not
 kept, and later visits get a copy of it. The inputs are everything the list is made from: the resources
 object's settings (mode, address, components, versions), the page's relative path and base address, Panel's
 settings that add files (``js_files``, ``css_files``, ``raw_css``, design, loading spinner, notifications),
-the extensions loaded, the number of model classes registered (a new component class is a new key), and
+the extensions loaded (each name once), the number of model classes registered (a new component class is a new key), and
 whether the page needs MathJax (read from the page's models each time, as Panel does). If any of them
 changes, the list is worked out afresh. If Panel renames the function, nothing is wrapped and pages are
 written as before. Tests check that the wrap is in place, that a kept list is the one Panel makes and that
@@ -59,7 +59,10 @@ def inputs(resources, notebook: bool, reloading: bool, use_mathjax: bool) -> tup
         state.base_url,
         _frozen(getattr(state, "_extensions", None)),
         bool(getattr(state, "notifications", None)),
-        _frozen(sorted(getattr(ext, "_loaded_extensions", []))),
+        # Which extensions are loaded, not how often: Panel appends a name to this list again for every
+        # session whose page calls ``pn.extension("tabulator")``, and the list only ever answers "is
+        # MathJax loaded?". Counting repeats made every visit of such a page a new key (nothing was kept).
+        _frozen(sorted(set(getattr(ext, "_loaded_extensions", [])))),
         _frozen({k: getattr(config, k, None) for k in CONFIG_SETTINGS}),
         len(Model.model_class_reverse_map),
     )

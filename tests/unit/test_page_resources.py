@@ -88,6 +88,27 @@ def test_a_change_of_what_the_list_is_made_from_makes_a_fresh_list(roots, kept):
     assert len(calls) == 3
 
 
+def test_an_extension_loaded_again_by_the_next_session_keeps_the_list(roots, kept):
+    """Every session of a page that calls ``pn.extension("tabulator")`` appends the name to Panel's list of
+    loaded extensions once more; the next visit of the same page must still get the kept list."""
+    from panel.config import panel_extension
+
+    wrapped, _, calls = kept
+    before = list(panel_extension._loaded_extensions)
+    try:
+        panel_extension._loaded_extensions.append("tabulator")  # the first session's pn.extension("tabulator")
+        wrapped(roots, Resources(mode="server", root_url="/"))
+        panel_extension._loaded_extensions.append("tabulator")  # the next sessions' calls, again
+        panel_extension._loaded_extensions.append("tabulator")
+        wrapped(roots, Resources(mode="server", root_url="/"))
+        assert len(calls) == 1, "a repeated extension name made a new key: every visit is worked out afresh"
+        panel_extension._loaded_extensions.append("mathjax")  # a newly loaded one still counts
+        wrapped(roots, Resources(mode="server", root_url="/"))
+        assert len(calls) == 2
+    finally:
+        panel_extension._loaded_extensions[:] = before
+
+
 def test_a_page_needing_mathjax_is_not_given_a_list_without_it(kept):
     wrapped, original, calls = kept
     plain, maths = Document(), Document()
