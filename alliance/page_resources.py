@@ -11,11 +11,11 @@ answer is the same for every visit: the classes and the server's settings do not
 kept, and later visits get a copy of it. The inputs are everything the list is made from: the resources
 object's settings (mode, address, components, versions), the page's relative path and base address, Panel's
 settings that add files (``js_files``, ``css_files``, ``raw_css``, design, loading spinner, notifications),
-the extensions loaded (each name once), the number of model classes registered (a new component class is a new key), and
-whether the page needs MathJax (read from the page's models each time, as Panel does). If any of them
-changes, the list is worked out afresh. If Panel renames the function, nothing is wrapped and pages are
-written as before. Tests check that the wrap is in place, that a kept list is the one Panel makes and that
-a change of its inputs gives a fresh one.
+the extensions loaded (each name once), the number of model classes registered (a new component class is a
+new key), and whether the page needs MathJax (read from the page's models each time, as Panel does). If
+any of them changes, the list is worked out afresh. If Panel renames the function, nothing is wrapped and
+pages are written as before. Tests check that the wrap is in place, that a kept list is the one Panel makes,
+that a change of its inputs gives a fresh one and that the next session of the same page does not.
 """
 
 from __future__ import annotations

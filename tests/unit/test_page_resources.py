@@ -96,7 +96,7 @@ def test_an_extension_loaded_again_by_the_next_session_keeps_the_list(roots, kep
     wrapped, _, calls = kept
     before = list(panel_extension._loaded_extensions)
     try:
-        panel_extension._loaded_extensions.append("tabulator")  # the first session's pn.extension("tabulator")
+        panel_extension._loaded_extensions.append("tabulator")  # the first session's call
         wrapped(roots, Resources(mode="server", root_url="/"))
         panel_extension._loaded_extensions.append("tabulator")  # the next sessions' calls, again
         panel_extension._loaded_extensions.append("tabulator")
