@@ -12,7 +12,7 @@ from bokeh.plotting import figure
 from panel.viewable import Viewer
 
 from alliance import style
-from alliance.clinician_comparison import MEASURES, RATES
+from alliance.clinician_comparison import MEASURES, table_text
 from alliance.metrics.comparison_stats import (
     funnel_limits,
     funnel_limits_mean,
@@ -70,53 +70,23 @@ class ComparisonTable(Viewer):
         self.state.param.watch(self._update, "frames")
 
     def frame(self) -> pd.DataFrame:
-        t = self.state.frames.get("table")
-        if t is None or t.empty:
-            return pd.DataFrame()
-        t = t.sort_values(["eligible", "rank"], ascending=[False, True])
-
-        def rate(m):
-            return [
-                f"{_pct(r)} ({_pct(lo)}–{_pct(hi)}) n={int(n) if not pd.isna(n) else 0}"
-                for r, lo, hi, n in zip(
-                    t[f"{m}_rate"], t[f"{m}_low"], t[f"{m}_high"], t[f"{m}_n"], strict=True
-                )
-            ]
-
-        def interval(v, lo, hi):
-            return [
-                ("—" if pd.isna(a) else f"{a:.2f} ({b:.2f} to {c:.2f})")
-                for a, b, c in zip(
-                    t[v] if v in t else [np.nan] * len(t),
-                    t[lo] if lo in t else [np.nan] * len(t),
-                    t[hi] if hi in t else [np.nan] * len(t),
-                    strict=True,
-                )
-            ]
-
-        return pd.DataFrame(
-            {
-                "rank": [("—" if pd.isna(r) else f"{int(r)}") for r in t["rank"]],
-                "clinician": t["clinician_id"],
-                "team": t["team_id"],
-                "open": t["open"],
-                "closed": t["closed"],
-                "mean intake severity": t["mean_intake_severity"].round(1),
-                "effect size (95 % CI)": interval("es", "es_low", "es_high"),
-                "severity-adjusted ES (95 % CI)": interval("saes", "saes_low", "saes_high"),
-                **{f"{w} (95 % CI)": rate(m) for m, w in RATES.items()},
-                "mean alliance": t["mean_alliance"].round(1),
-                "sessions below alliance cut-off": t["below_cutoff"].map(_pct),
-                "ruptures per 100 sessions": t["ruptures_per_100"].round(1),
-                "ruptures repaired": t["share_repaired"].map(_pct),
-                "mean sessions": t["mean_sessions"].round(1),
-                "eligible": t["eligible"],
-            }
-        )
+        """The rows the table shows (``clinician_comparison.table_text``, made once with the comparison and
+        kept with it; the viewer's names for the clinicians given by the comparison's store)."""
+        text = self.state.frames.get("table_text")
+        if text is None:  # frames made without it (older callers): made here
+            t = self.state.frames.get("table")
+            text = table_text(t) if t is not None else pd.DataFrame()
+        return text.rename(columns={"clinician_id": "clinician"})
 
     def _update(self, *events):
         frame = self.frame()
-        self.widget.widths = style.column_widths(frame)  # no measuring of every cell in the browser
+        # No measuring of every cell in the browser. The widths are kept with the words, but the clinicians'
+        # column's, measured here: the names are this viewer's.
+        kept = frame.attrs.get("widths")
+        names = frame[["clinician"]] if kept is not None and "clinician" in frame else None
+        self.widget.widths = (
+            style.column_widths(frame) if names is None else {**kept, **style.column_widths(names)}
+        )
         self.widget.value = frame
         self.widget.style.clear()  # Panel carries a table's styles over to its new value; these are redone
         if len(frame):

@@ -7,8 +7,11 @@ from __future__ import annotations
 import dataclasses
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
+from alliance.clinician_comparison import RATES
 from alliance.pages import comparison_store
 from alliance.scope import Scope
 from alliance.service import Service
@@ -80,3 +83,35 @@ def test_styles_follow_the_table_when_the_filters_change(table):
     styled = styles_by_row(table)
     assert set(styled) == unranked | {f"you ({me})"}
     assert len(table.widget.style._todo) == 1, "styles of earlier tables are still applied"
+
+
+def test_the_table_shows_each_clinicians_numbers_in_words_made_once_per_comparison(table, demo_db):
+    """Each row says its clinician's numbers (checked against the comparison's own figures, formatted by
+    hand here); the words are made once with the comparison and kept with it, so a second session of the
+    page gets the same kept rows, named for its own viewer."""
+    me, table = table
+    frames = table.state.frames
+    numbers = frames["table"].set_index("clinician_id").loc[f"you ({me})"]
+    row = table.widget.value.set_index("clinician").loc[f"you ({me})"]
+
+    def pct(v):
+        return "—" if pd.isna(v) else f"{round(100 * v)} %"
+
+    for key, words in RATES.items():
+        rate, low, high, n = (numbers[f"{key}_{s}"] for s in ("rate", "low", "high", "n"))
+        expected = f"{pct(rate)} ({pct(low)}–{pct(high)}) n={0 if pd.isna(n) else int(n)}"
+        assert row[f"{words} (95 % CI)"] == expected, key
+    if not pd.isna(numbers.get("es", np.nan)):
+        es = f"{numbers['es']:.2f} ({numbers['es_low']:.2f} to {numbers['es_high']:.2f})"
+        assert row["effect size (95 % CI)"] == es
+    assert row["closed"] == numbers["closed"] and row["open"] == numbers["open"]
+    ranked = table.widget.value[table.widget.value["eligible"].astype(bool)]["rank"].astype(int).tolist()
+    assert ranked == sorted(ranked), "ranked clinicians first, in rank order"
+
+    # A director's sessions share the process's kept comparison: the rows were made once, not per session.
+    director = comparison_store(Service.open(demo_db))
+    first, second = ComparisonState(director), ComparisonState(director)
+    assert first.frames["table_text"] is second.frames["table_text"]
+    assert "clinician_id" in first.frames["table_text"]  # codes in the kept rows; names given per viewer
+    shown = set(table.widget.value["clinician"])
+    assert {n for n in shown if not n.startswith("clinician ")} == {f"you ({me})"}, "colleagues by code"
