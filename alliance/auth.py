@@ -437,16 +437,34 @@ def index_pages(handler) -> list[str] | None:
     viewer itself (``check_page``): this only spares people links that would refuse them."""
     if not sign_in_enabled():
         return None
-    name = getattr(handler, "current_user", None)
-    if isinstance(name, bytes):
-        name = name.decode("utf-8", "replace")
-    try:
-        user = find_user(_signed_in_users(), str(name or "") or None, _token_email(handler))
-    except UsersError:
-        user = None
+    _, user = _index_user(handler)
     if user is None:
         return []
     return [page for page, roles in PAGE_ROLES.items() if user.role in roles]
+
+
+def index_viewer(handler) -> str | None:
+    """Who the index says is signed in, as the pages' bar says it ("name (role)"); None on a server without
+    sign-in (the index shows the demo's banner instead). Shown escaped by the template."""
+    if not sign_in_enabled():
+        return None
+    name, user = _index_user(handler)
+    if user is None:
+        return f"{name or 'unknown'} (no role)"
+    return f"{user.name} ({user.role})"
+
+
+def _index_user(handler) -> tuple[str, User | None]:
+    """The signed-in name of the index's request and the users-file entry it maps to (or None)."""
+    name = getattr(handler, "current_user", None)
+    if isinstance(name, bytes):
+        name = name.decode("utf-8", "replace")
+    name = str(name or "")
+    try:
+        user = find_user(_signed_in_users(), name or None, _token_email(handler))
+    except UsersError:
+        user = None
+    return name, user
 
 
 def _token_email(handler) -> str | None:

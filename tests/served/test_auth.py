@@ -412,10 +412,12 @@ def test_the_index_lists_only_the_pages_the_role_may_open(signin):
         "dir": {"client", "caseload", "comparison", "meeting"},
         "res": {"comparison"},
     }
+    roles = {"cli": "clinician", "sup": "supervisor", "dir": "director", "res": "researcher"}
     for who, pages in expected.items():
         listed, index = index_listing(signin, sign_in(signin, who))
         assert listed == pages, (who, listed)
         assert "No page of Alliance is open" not in index
+        assert f"Signed in as <b>{who} ({roles[who]})</b>" in index and 'href="logout"' in index
     assert not signin.errors(), signin.errors()[0]
 
 
@@ -675,6 +677,7 @@ def test_an_identity_providers_user_not_in_the_users_file_is_refused(oidc):
         assert not CLIENT.findall(text) and not CODE.findall(text)
     listed, index = index_listing(oidc, cookie)
     assert not listed and "No page of Alliance is open to your account" in index
+    assert "Signed in as <b>mallory@example.org (no role)</b>" in index
     assert not oidc.errors(), oidc.errors()[0]
 
 

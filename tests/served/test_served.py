@@ -225,6 +225,7 @@ def test_index_lists_every_page(served):
     assert status == 200
     for name in PAGES:
         assert f"/{name}" in html_
+    assert "Demo — no sign-in: full access, this machine only" in html_ and "Sign out" not in html_
 
 
 @pytest.mark.served
