@@ -304,12 +304,14 @@ class ClientPage(Viewer):
     def _measures_rated(self) -> None:
         """A measure select whose episode has no rating of its kind (an episode with no alliance measure, or
         none yet) says so and cannot be opened, instead of showing an empty choice as the word "None"."""
+        episode = bool(self.selection.episode_info)
         for widget, name in zip(
             self.widgets[3:5], ("outcome_instrument", "alliance_instrument"), strict=True
         ):
             # (Param adds the value None to an empty selector's objects when it is set.)
             none = not [o for o in self.selection.param[name].objects if o is not None]
-            widget.param.update(value_label="none rated" if none else "", disabled=none)
+            label = ("none rated" if episode else "no episode") if none else ""
+            widget.param.update(value_label=label, disabled=none)
 
     def _record_view(self, info: dict) -> bool:
         """Record the episode about to be shown (``alliance.audit``, once per episode shown). When the audit

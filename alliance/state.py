@@ -255,6 +255,11 @@ class ClientSelection(HandsOver):
     def _choose_instruments(self) -> None:
         if not self.episode or self._episodes.empty:
             self._ratings = None
+            # No episode, no measure: the selects do not go on offering the last episode's.
+            with param.parameterized.batch_call_watchers(self):
+                self.param.outcome_instrument.objects = []
+                self.param.alliance_instrument.objects = []
+                self.outcome_instrument = self.alliance_instrument = None
             return
         info = self._episodes.set_index("episode_id").loc[self.episode]
         outcome = list(info["outcome_instruments"])

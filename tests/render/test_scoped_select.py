@@ -51,5 +51,10 @@ def test_without_an_episode_the_page_says_why_and_draws_no_empty_charts(demo_db)
     assert "No episode selected" in page.summary.object
     assert "This client has no episode you can see. Choose a clinician and a client." in page.summary.object
     assert not page.charts._pane.visible and not page.notes.visible
+    outcome, alliance = page.widgets[3], page.widgets[4]
+    for select in (outcome, alliance):  # no episode: no measure offered, and the select says why
+        assert select.disabled and select.value is None and select.value_label == "no episode"
     page.selection.client = page.selection.param.client.objects[1]
     assert "· episode" in page.summary.object and page.charts._pane.visible
+    assert not outcome.disabled and outcome.value and outcome.value_label == ""
+    assert page.selection.outcome_instrument == outcome.value
