@@ -113,7 +113,7 @@ class EpisodeTable(Viewer):
                 "flags": {"type": "input", "func": "like", "placeholder": "find"},  # fits an empty column
                 "category": {"type": "input", "func": "like"},
             },
-            name="caseload-table",
+            css_classes=["caseload-table"],
         )
         self._update()
         self.state.param.watch(self._update, ["table", "show_closed"])

@@ -64,7 +64,7 @@ class ComparisonTable(Viewer):
             # page's data (0.6 MB at 200,000 episodes) for every new session; sorting is done here.
             pagination="remote",
             page_size=30,
-            name="comparison-table",
+            css_classes=["comparison-table"],
         )
         self._update()
         self.state.param.watch(self._update, "frames")
