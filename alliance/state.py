@@ -14,7 +14,7 @@ import param
 from alliance.agenda import supervisors, team_clinicians
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import MEASURES, ComparisonFilter
-from alliance.datastore import _service_metrics, forget_cached_reads
+from alliance.datastore import DataStore, _service_metrics, forget_cached_reads
 from alliance.episode import EpisodeStory, build_story
 from alliance.marks import MarkStore
 from alliance.service import Service
@@ -126,8 +126,6 @@ class ClientSelection(HandsOver):
     def landing_episode(self) -> tuple[str, str] | None:
         """Where the page opens without a choice: the most recently seen open episode in scope that is not on
         track (red), else the most recently seen open one with at least two outcome ratings."""
-        from alliance.datastore import DataStore
-
         if is_current(self.service.db, MetricSettings()):  # one scoped read of the stored metrics
             row = self.service.landing_episode()
             return (str(row["client_id"].iloc[0]), str(row["episode_id"].iloc[0])) if len(row) else None
@@ -367,9 +365,11 @@ class CaseloadState(param.Parameterized):
     def _update(self):
         from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
 
-        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload.
-        scoped = Service(self.service.db, self.service.scope.restrict(self.clinician))
-        self.metrics = service_metrics(self.service).for_scope(scoped)
+        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload. Read
+        # through the process's cache (per data version and scope): the next session of the same caseload
+        # (the clinician again, their supervisor in a meeting) reads nothing again.
+        store = DataStore(db=self.service.db, scope=self.service.scope)
+        self.metrics = store.metrics(self.service.scope.restrict(self.clinician))
         table = caseload_table(self.metrics)
         sessions = alliance_sessions(self.metrics)
         instruments = table["instrument"].dropna().value_counts().index.tolist()
@@ -518,7 +518,6 @@ class MeetingState(HandsOver):
 
     def refresh(self):
         from alliance.agenda import meeting_board
-        from alliance.datastore import DataStore
 
         if not self.supervisor:
             with param.parameterized.batch_call_watchers(self):

@@ -234,3 +234,23 @@ def test_the_episode_table_lists_the_strongest_flag_first(demo_db):
     strongest = [min((rank_of_words[w] for w in f.split(", ")), default=99) if f else 99 for f in flags]
     assert len(set(strongest)) > 2  # several kinds of flag on this caseload, and unflagged episodes
     assert strongest == sorted(strongest)
+
+
+def test_a_caseload_is_read_once_per_process_and_only_for_its_clinician(demo_db):
+    """Two sessions of the same clinician's caseload (the clinician again, their supervisor in a meeting) share
+    the process's cached reads of that caseload; another clinician's is read for that clinician only, and a
+    viewer never gets a caseload outside their scope from the cache."""
+    from alliance.state import CaseloadState, forget_service_metrics
+
+    forget_service_metrics()
+    service = Service.open(demo_db)
+    ids = service.clinicians()["clinician_id"].tolist()
+    first, again = CaseloadState(service, clinician=ids[0]), CaseloadState(service, clinician=ids[0])
+    assert first.metrics is again.metrics, "the second session read the caseload again"
+    other = CaseloadState(service, clinician=ids[1])
+    assert other.metrics is not first.metrics
+    assert set(other.table["clinician_id"]) == {ids[1]} and set(first.table["clinician_id"]) == {ids[0]}
+    # A clinician whose scope is their own caseload asking for a colleague's gets their own (the first in
+    # scope), never the colleague's cached rows.
+    own = CaseloadState(Service.open(demo_db, Scope.clinicians(ids[1])), clinician=ids[0])
+    assert own.clinician == ids[1] and set(own.table["clinician_id"]) == {ids[1]}
