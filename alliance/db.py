@@ -56,7 +56,8 @@ class NamedQuery:
     description: str
     scope_note: str | None = None  # why a query takes no viewer scope (registry, service-wide aggregate)
     #: ``-- cache: per data version``: a small answer that every session of a process may share (pickers,
-    #: the store's stamp). An open file cannot change, so it is kept for as long as its ``Database`` is.
+    #: the store's stamp, one episode's rows). An open file cannot change, so it is kept for as long as its
+    #: ``Database`` is (at most 4,096 answers, the least recently used dropped first).
     cached: bool = False
 
 

@@ -3,6 +3,7 @@
 -- a position with no session row at all also has a NULL session_date.
 -- params: scope_all, scope_clinicians, episode_id
 -- columns: episode_id, session_number, session_date, instrument, construct, score, min_score, max_score, higher_is_better, cutoff, clinical_side, cutoff_verified, reliable_change
+-- cache: per data version
 WITH e AS MATERIALIZED (
     SELECT episode_id, population
     FROM episode

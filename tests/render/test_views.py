@@ -220,6 +220,9 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
 
     def interaction(action) -> str:
         builds.clear(), shows.clear(), busy.clear(), queries.clear()
+        # The process keeps an episode's reads per data version (``-- cache: per data version``): forgotten
+        # here, so that every interaction shows what one read of its episode costs.
+        page.service.db._cached_run.cache_clear()
         action()
         # One episode's stored rows read once, started with its ratings and taken by the one story build.
         stored = {q: queries[q] for q in StoredMetrics.EPISODE_READS.values()}
@@ -243,6 +246,14 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
     next_client = next(c for c in sel.param.client.objects if c != sel.client)
     interaction(lambda: setattr(sel, "client", next_client))
     assert sel.episode_info["client_id"] == next_client
+    # Back to an episode read before: its rows are the process's kept ones, nothing is read again.
+    back_to = (sel.client, sel.episode)
+    sel.open(client_id, episode)
+    builds.clear(), queries.clear()
+    sel.open(*back_to)
+    assert sel.episode == back_to[1] and len(builds) == 1
+    assert not {q: n for q, n in queries.items() if q in StoredMetrics.EPISODE_READS.values()}, queries
+    assert queries["episode_ratings"] == 0, queries
     # the other episode of a client with two
     two = _client_with_two_episodes(page.service)
     interaction(lambda: sel.open(two))
