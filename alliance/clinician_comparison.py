@@ -153,10 +153,6 @@ def comparison_frames(
     }
 
 
-def _pct(v) -> str:
-    return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
-
-
 def table_text(t: pd.DataFrame) -> pd.DataFrame:
     """What the comparison table shows, one row per clinician of ``comparison_frames``' table: ranked
     clinicians first, by rank; each rate with its 95 % interval and n, each effect size with its interval.
@@ -165,7 +161,7 @@ def table_text(t: pd.DataFrame) -> pd.DataFrame:
     of clinicians cell by cell took about 40 ms, and measuring the columns' widths another 15 ms, of every
     new session of the comparison page. The widths of every column but the clinician's (whose names depend
     on the viewer) are in ``attrs["widths"]``."""
-    from alliance.style import column_widths
+    from alliance.style import column_widths, percent
 
     if t is None or t.empty:
         return pd.DataFrame()
@@ -173,7 +169,7 @@ def table_text(t: pd.DataFrame) -> pd.DataFrame:
 
     def rate(m):
         return [
-            f"{_pct(r)} ({_pct(lo)}–{_pct(hi)}) n={int(n) if not pd.isna(n) else 0}"
+            f"{percent(r)} ({percent(lo)}–{percent(hi)}) n={int(n) if not pd.isna(n) else 0}"
             for r, lo, hi, n in zip(t[f"{m}_rate"], t[f"{m}_low"], t[f"{m}_high"], t[f"{m}_n"], strict=True)
         ]
 
@@ -200,9 +196,9 @@ def table_text(t: pd.DataFrame) -> pd.DataFrame:
             "severity-adjusted ES (95 % CI)": interval("saes", "saes_low", "saes_high"),
             **{f"{w} (95 % CI)": rate(m) for m, w in RATES.items()},
             "mean alliance": t["mean_alliance"].round(1),
-            "sessions below alliance cut-off": t["below_cutoff"].map(_pct),
+            "sessions below alliance cut-off": t["below_cutoff"].map(percent),
             "ruptures per 100 sessions": t["ruptures_per_100"].round(1),
-            "ruptures repaired": t["share_repaired"].map(_pct),
+            "ruptures repaired": t["share_repaired"].map(percent),
             "mean sessions": t["mean_sessions"].round(1),
             "eligible": t["eligible"],
         }

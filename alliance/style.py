@@ -107,6 +107,11 @@ def text_width(text: str, bold: bool = False) -> float:
     return float(text_widths([text], bold=bold)[0])
 
 
+def percent(v) -> str:
+    """A share as the tables and hover texts write it: "42 %", or "—" when there is none."""
+    return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
+
+
 def column_widths(frame: pd.DataFrame, most: int = 420) -> dict[str, int]:
     """Each column's width for a Tabulator showing ``frame``: its widest text (the bold header or any
     value of the whole frame, not only the page shown) plus the cell's padding, at most ``most`` pixels.

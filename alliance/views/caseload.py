@@ -47,10 +47,6 @@ def status_chip(status, words) -> str:
     )
 
 
-def _pct(v) -> str:
-    return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
-
-
 #: The headline cards: one HTML pane for all of them (a Material UI card and a Markdown pane per figure were
 #: a dozen models to build and send for a few numbers).
 HEADLINE_CSS = """
@@ -82,8 +78,8 @@ class Headlines(Viewer):
             elif r.figure.startswith("mean alliance"):
                 value, ci = f"{r.value:.1f}", f"n = {r.n} ratings"
             else:
-                value = _pct(r.value)
-                ci = f"95 % CI {_pct(r.low)}–{_pct(r.high)} · n = {r.n}" if r.n else "n = 0"
+                value = style.percent(r.value)
+                ci = f"95 % CI {style.percent(r.low)}–{style.percent(r.high)} · n = {r.n}" if r.n else "n = 0"
             cards.append(
                 f'<div class="headline-card"><p class="value">{html_text(value)}</p>'
                 f'<p class="figure">{html_text(r.figure)}</p><small>{html_text(ci)}</small></div>'
@@ -298,7 +294,7 @@ class TrendTable(Viewer):
         out = t.copy()
         for c in ("reliably_improved", "recovered", "dropout", "below_cutoff"):
             if c in out:
-                out[c] = out[c].map(_pct)
+                out[c] = out[c].map(style.percent)
         if "alliance_mean" in out:
             out["alliance_mean"] = out["alliance_mean"].round(1)
         self.widget.value = out.rename(columns=lambda c: c.replace("_", " "))

@@ -47,10 +47,6 @@ VERDICT_STYLE = {
 }
 
 
-def _pct(v) -> str:
-    return "—" if v is None or pd.isna(v) else f"{100 * v:.0f} %"
-
-
 class ComparisonTable(Viewer):
     state = param.ClassSelector(class_=ComparisonState)
 
@@ -216,7 +212,7 @@ class FunnelPlot(Viewer):
         verdict = funnel_verdict(pos, measure)
         colour = np.where(d["eligible"], verdict.map(lambda v: VERDICT_STYLE[v][0]), "#c8c8c8")
         marker = verdict.map(lambda v: VERDICT_STYLE[v][1]).to_numpy()
-        fmt = (lambda v: f"{v:.2f}") if measure == "es" else _pct
+        fmt = (lambda v: f"{v:.2f}") if measure == "es" else style.percent
         data = pd.DataFrame(
             {
                 "n": d["n"].astype(float),
