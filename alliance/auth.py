@@ -591,6 +591,10 @@ def pseudonym_key(data_version: str) -> bytes:
 
 
 # -- the page header -------------------------------------------------------------------------------------
+#: What the pages' bar and the index say on a server without sign-in.
+DEMO_BANNER = "Demo — no sign-in: full access, this machine only"
+
+
 def access_header(scope: Scope) -> list:
     """What the page's app bar says about access: the demo banner, or who is signed in (and sign-out)."""
     import panel as pn
@@ -602,7 +606,7 @@ def access_header(scope: Scope) -> list:
             pn.pane.HTML(
                 '<span style="background:#E69F00;color:#111;padding:4px 12px;border-radius:4px;'
                 'font-weight:700;white-space:nowrap">'
-                "Demo — no sign-in: full access, this machine only</span>",
+                f"{DEMO_BANNER}</span>",
                 name="access-banner",
                 margin=(8, 10),
             )
