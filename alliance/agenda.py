@@ -454,6 +454,38 @@ def _session_dates_of(metrics: ClinicalMetrics) -> pd.DataFrame:
     return both
 
 
+@dataclasses.dataclass(frozen=True)
+class AgendaDay:
+    """What one day's agenda of a team rests on that the discussed-marks do not change: the metrics as they
+    stood that day, the reasons, and for the episodes with a reason their caseload rows, rated session dates
+    and sparklines; also every rated session of the team (the supervisee headers' completeness). Made once
+    per scope and day (a page keeps it in the process's cache), so a mark, or another visit, only re-ranks.
+    Shared: read it, never change it."""
+
+    metrics: ClinicalMetrics
+    reasons: pd.DataFrame
+    table: pd.DataFrame  # caseload_table rows of the episodes with a reason, indexed by episode_id
+    dates: dict  # episode_id -> its rated sessions' dates
+    courses: dict  # episode_id -> episode_courses entry
+    sessions: pd.DataFrame  # _session_dates_of(metrics)
+
+
+def agenda_day(scoped: ClinicalMetrics, day: dt.date, reasons: pd.DataFrame | None = None) -> AgendaDay:
+    """The ``AgendaDay`` of ``scoped`` (the team's metrics) on ``day``; ``reasons`` when already computed
+    (``episode_reasons(metrics_until(scoped, day))``)."""
+    now = metrics_until(scoped, day)
+    if reasons is None:
+        reasons = episode_reasons(now)
+    ids = set(reasons["episode_id"])
+    table = caseload_table(now).set_index("episode_id")
+    table = table[table.index.isin(ids)]
+    sessions = _session_dates_of(now)
+    mine = sessions[sessions["episode_id"].isin(ids)]
+    dates = {e: pd.to_datetime(f["session_date"]) for e, f in mine.groupby("episode_id")}
+    courses = episode_courses(now, ids) if ids else {}
+    return AgendaDay(now, reasons, table, dates, courses, sessions)
+
+
 def meeting_agenda(
     metrics: ClinicalMetrics,
     supervisor_id: str,
@@ -461,8 +493,7 @@ def meeting_agenda(
     marks: pd.DataFrame | None = None,
     clinician_id: str | None = None,
     *,
-    reasons: pd.DataFrame | None = None,
-    scoped: ClinicalMetrics | None = None,
+    day: AgendaDay | None = None,
 ) -> pd.DataFrame:
     """The agenda of one supervisor's meeting: open episodes of the team with at least one reason, ranked.
 
@@ -474,23 +505,18 @@ def meeting_agenda(
     restart at 1: clients discussed at an earlier meeting and not worse since last; then strongest reason
     (docs/methods.md §11), more reasons, most recent reason first. One row per episode (columns
     ``AGENDA_COLUMNS``; ``reasons`` is a list of dicts with reason, rank, label, session, date, words,
-    short). ``reasons`` and ``scoped`` (the team's metrics as of the meeting) may be passed when already
-    computed.
+    short). ``day``: the team's ``AgendaDay`` on ``meeting_date`` when already made (what the marks do not
+    change).
     """
-    if scoped is None:
+    if day is None:
         team, scoped = team_scope(metrics, supervisor_id, clinician_id)
         if not team:
             return pd.DataFrame(columns=AGENDA_COLUMNS)
-        scoped = metrics_until(scoped, meeting_date)
-    if reasons is None:
-        reasons = episode_reasons(scoped)
+        day = agenda_day(scoped, meeting_date)
+    reasons, table, dates = day.reasons, day.table, day.dates
     if reasons.empty:
         return pd.DataFrame(columns=AGENDA_COLUMNS)
-    table = caseload_table(scoped).set_index("episode_id")
     before, today = _marks_split(marks, meeting_date)
-    sessions = _session_dates_of(scoped)
-    sessions = sessions[sessions["episode_id"].isin(set(reasons["episode_id"]))]
-    dates = {e: pd.to_datetime(f["session_date"]) for e, f in sessions.groupby("episode_id")}
 
     rows = []
     for eid, sub in reasons.groupby("episode_id", sort=False):
@@ -611,15 +637,20 @@ def episode_courses(scoped: ClinicalMetrics, episode_ids) -> dict[str, dict]:
 
 
 def supervisee_headers(
-    scoped: ClinicalMetrics, team: list[str], agenda: pd.DataFrame, then: pd.DataFrame | None
+    scoped: ClinicalMetrics,
+    team: list[str],
+    agenda: pd.DataFrame,
+    then: pd.DataFrame | None,
+    sessions: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """One row per supervisee: open caseload, how many are on the agenda (flagged), data completeness (the
     share of the open episodes' rated sessions at which both an outcome and an alliance measure were
     rated), and the flagged count at the last meeting (``then``: that meeting's agenda; None: no earlier
-    meeting)."""
+    meeting). ``sessions``: ``_session_dates_of(scoped)`` when already made."""
     end = scoped.episode_end
     open_ = end[~end["closed"].astype(bool)]
-    sessions = _session_dates_of(scoped)
+    if sessions is None:
+        sessions = _session_dates_of(scoped)
     sessions = sessions[sessions["episode_id"].isin(set(open_["episode_id"]))]
     sessions = sessions.merge(open_[["episode_id", "clinician_id"]], on="episode_id")
     rows = []
@@ -749,36 +780,34 @@ def meeting_board(
     meeting_date: dt.date,
     marks: pd.DataFrame | None = None,
     clinician_id: str | None = None,
-    reasons_at=None,
+    day_of=None,
     scoped: ClinicalMetrics | None = None,
 ) -> MeetingBoard:
     """The agenda with its supervisee headers, sparklines and what changed since the last meeting.
 
-    ``reasons_at(scoped, day)`` returns ``episode_reasons(metrics_until(scoped, day))``; a page passes a
-    cached one (the reasons of a past day do not change with the marks). ``scoped``: the metrics already
-    narrowed to the team (or the one supervisee), e.g. from the process's cache; else narrowed here."""
+    ``day_of(scoped, day)`` returns ``agenda_day(scoped, day)``; a page passes a cached one (what a day's
+    agenda rests on does not change with the marks, and a past meeting's reasons neither). ``scoped``: the
+    metrics already narrowed to the team (or the one supervisee), e.g. from the process's cache; else
+    narrowed here."""
     if scoped is None:
         team, scoped = team_scope(metrics, supervisor_id, clinician_id)
     else:
         team = [c for c in team_clinicians(metrics.service, supervisor_id) if clinician_id in (None, c)]
-    if reasons_at is None:
-
-        def reasons_at(m, day):
-            return episode_reasons(metrics_until(m, day))
+    if day_of is None:
+        day_of = agenda_day
 
     empty = pd.DataFrame(columns=AGENDA_COLUMNS)
     if not team:
         return MeetingBoard(empty, supervisee_headers(scoped, [], empty, None), {}, None, None)
-    now_m = metrics_until(scoped, meeting_date)
-    now = reasons_at(scoped, meeting_date)
-    agenda = meeting_agenda(metrics, supervisor_id, meeting_date, marks, reasons=now, scoped=now_m)
+    today = day_of(scoped, meeting_date)
+    agenda = meeting_agenda(metrics, supervisor_id, meeting_date, marks, day=today)
     previous = previous_meeting(marks, supervisor_id, meeting_date)
     since, then_agenda = None, None
     if previous is not None:
-        then = reasons_at(scoped, previous)
+        then = day_of(scoped, previous).reasons
         then_agenda = then.drop_duplicates("episode_id").assign(
             supervisee=lambda f: f["episode_id"].map(scoped.episodes.set_index("episode_id")["clinician_id"])
         )
-        since = since_last_meeting(now, then, agenda, scoped.episodes)
-    headers = supervisee_headers(now_m, team, agenda, then_agenda)
-    return MeetingBoard(agenda, headers, episode_courses(now_m, agenda["episode_id"]), previous, since)
+        since = since_last_meeting(today.reasons, then, agenda, scoped.episodes)
+    headers = supervisee_headers(today.metrics, team, agenda, then_agenda, today.sessions)
+    return MeetingBoard(agenda, headers, today.courses, previous, since)

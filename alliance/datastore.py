@@ -18,6 +18,7 @@ import pandas as pd
 import panel as pn
 import param
 
+from alliance.agenda import AgendaDay, agenda_day
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database, database_of_version, on_new_version, open_database
@@ -86,16 +87,13 @@ def _comparison_options(path: str, data_version: str, scope_all: bool, clinician
 
 
 @pn.cache(max_items=64)
-def _reasons_at(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], day: str):
-    from alliance.agenda import episode_reasons, metrics_until
-
-    m = _scoped_metrics(path, data_version, scope_all, clinicians)
-    return episode_reasons(metrics_until(m, pd.Timestamp(day).date()))
+def _agenda_day(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...], day: str):
+    return agenda_day(_scoped_metrics(path, data_version, scope_all, clinicians), dt.date.fromisoformat(day))
 
 
 def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
-    for fn in (_reasons_at, _comparison_options, _comparison, _scoped_metrics, _service_metrics):
+    for fn in (_agenda_day, _comparison_options, _comparison, _scoped_metrics, _service_metrics):
         fn.clear()
 
 
@@ -129,11 +127,12 @@ class DataStore(param.Parameterized):
         """Service-wide aggregates (expected-response bands, scales) shared by every scope."""
         return _service_metrics(str(self.db.path), self.db.data_version)
 
-    def reasons_at(self, scope: Scope, day) -> pd.DataFrame:
-        """The agenda's reasons as they stood on ``day`` for ``scope`` (a part of the viewer's): they do not
-        change with the discussed-marks, so a meeting page computes them once per process, data version,
-        scope and day (``alliance.agenda.episode_reasons`` of ``metrics_until``)."""
-        return _reasons_at(*self._key(scope), pd.Timestamp(day).date().isoformat())
+    def agenda_day(self, scope: Scope, day) -> AgendaDay:
+        """What the agenda of ``scope`` (a part of the viewer's) rests on as it stood on ``day``: its reasons,
+        their episodes' caseload rows, session dates and sparklines (``alliance.agenda.agenda_day``). None
+        of it changes with the discussed-marks, so a meeting page makes it once per process, data version,
+        scope and day; a mark or another visit only re-ranks. Shared between sessions: read only."""
+        return _agenda_day(*self._key(scope), pd.Timestamp(day).date().isoformat())
 
     def comparison_options(self, scope: Scope | None = None) -> dict:
         """What the comparison filters offer in the viewer's scope (or a part of it): ``instruments`` (most

@@ -769,7 +769,7 @@ class MeetingPage(Viewer):
             sizing_mode="stretch_width",
         )
         self.back = pmui.Button(
-            label="Back to the agenda", variant="outlined", name="back", width=200, sizing_mode="fixed"
+            label="Back to the agenda", variant="outlined", width=200, sizing_mode="fixed"
         )
         self.back.on_click(self._show_agenda)
         self.summary = pn.pane.Markdown(

@@ -541,9 +541,9 @@ class MeetingState(HandsOver):
             self.meeting_date,
             marks,
             clinician_id=clinician,
-            # The reasons of a day and the team's metrics from the process's cache (per data version, scope
-            # and day): refreshing after a mark recomputes neither.
-            reasons_at=lambda _scoped, day: store.reasons_at(shown, day),
+            # What a day's agenda rests on and the team's metrics from the process's cache (per data version,
+            # scope and day): another visit, or refreshing after a mark, only re-ranks.
+            day_of=lambda _scoped, day: store.agenda_day(shown, day),
             scoped=store.metrics(shown),
         )
         # One batch: the page redraws once, with the agenda last.

@@ -109,6 +109,8 @@ class EpisodeTable(Viewer):
                 "flags": {"type": "input", "func": "like", "placeholder": "find"},  # fits an empty column
                 "category": {"type": "input", "func": "like"},
             },
+            # At 1366 px the later columns scroll into view; the client code stays in sight meanwhile.
+            frozen_columns=["client"],
             css_classes=["caseload-table"],
         )
         self._update()

@@ -13,7 +13,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from alliance.agenda import meeting_agenda, meeting_board, said, since_last_meeting
+from alliance.agenda import agenda_day, meeting_agenda, meeting_board, said, since_last_meeting
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.db import Database
 from alliance.marks import MarkError, MarkStore
@@ -284,3 +284,42 @@ def test_meeting_state_marks_undoes_and_records_the_follow_up(team_db, tmp_path)
     assert state.follow_up(first, "done")
     assert state.agenda.set_index("episode_id").loc[first, "followup"] == "done"
     assert state.store.marks_for([first])["followup"].tolist() == ["done"]
+
+
+def test_meeting_pages_share_what_a_day_rests_on_and_a_mark_only_reranks(team_db, tmp_path, monkeypatch):
+    """What a day's agenda rests on (reasons, caseload rows, session dates, sparklines) is made once per
+    process, scope and day: a second session, a mark and last meeting's day reuse it, and the board is the
+    same as one made from scratch with the same marks."""
+    import alliance.datastore as datastore
+    from alliance.state import MeetingState
+
+    datastore.forget_cached_reads()
+    made = []
+
+    def counted(scoped, day, reasons=None):
+        made.append(day)
+        return agenda_day(scoped, day, reasons)
+
+    monkeypatch.setattr(datastore, "agenda_day", counted)
+    store = MarkStore(tmp_path / "shared.sqlite")
+    earlier = TODAY - dt.timedelta(days=14)
+    first = MeetingState(service=Service.open(team_db), store=store, meeting_date=TODAY)
+    store.mark_discussed(first.agenda["episode_id"].iloc[0], SUP, earlier, "try a goals form")
+    second = MeetingState(service=Service.open(team_db), store=store, meeting_date=TODAY)
+    second.mark(second.agenda["episode_id"].iloc[1], "ask about sleep")
+    assert second.previous == earlier and second.since is not None
+    assert sorted(made) == [earlier, TODAY], "each day made once, whatever the sessions and marks"
+
+    service = Service.open(team_db)
+    metrics = ClinicalMetrics(service, MetricSettings())
+    ids = second.agenda["episode_id"].tolist()
+    fresh = meeting_board(metrics, SUP, TODAY, store.marks_for(ids))
+    pd.testing.assert_frame_equal(second.agenda, fresh.agenda)
+    pd.testing.assert_frame_equal(second.headers, fresh.headers)
+    assert second.courses == fresh.courses and second.since.keys() == fresh.since.keys()
+    for key, frame in fresh.since.items():
+        pd.testing.assert_frame_equal(second.since[key], frame)
+    # Another supervisee shown is another scope: made for it (today and last meeting's day), never answered
+    # from the team's.
+    second.supervisee = second.param.supervisee.objects[1]
+    assert set(second.agenda["supervisee"]) == {second.supervisee} and sorted(made[2:]) == [earlier, TODAY]
