@@ -755,10 +755,10 @@ class MeetingPage(Viewer):
         self.since = SinceLastMeeting(sizing_mode="stretch_width", name="since-last-meeting")
         self.board = AgendaBoard(on_action=self._act, sizing_mode="stretch_width", name="agenda")
         self.previous_button = pmui.Button(
-            label="◀ Previous client", variant="outlined", name="previous", width=170, sizing_mode="fixed"
+            label="◀ Previous client", variant="outlined", width=170, sizing_mode="fixed"
         )
         self.next_button = pmui.Button(
-            label="Next client ▶", variant="outlined", name="next", width=170, sizing_mode="fixed"
+            label="Next client ▶", variant="outlined", width=170, sizing_mode="fixed"
         )
         self.previous_button.on_click(lambda _e: self.board.step(-1))
         self.next_button.on_click(lambda _e: self.board.step(1))

@@ -7,7 +7,8 @@ after a (re)start waits for all of it. Here the process imports every page, open
 service-wide stored metrics every page shares, draws one episode's client charts to Bokeh models that are
 then dropped, and computes the comparison page's default comparison into the process's cache; then it
 sets what the process holds by then aside from the garbage collector (``gc.freeze``) and lets the collector
-run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature checks for the process.
+run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature checks for the process, and
+has it send each model's set properties without working out every default first (``alliance.model_values``).
 Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no client is
 viewed); a database that cannot be opened is left for the pages to explain.
 """
@@ -44,6 +45,11 @@ def warm(path=None) -> float:
     from bokeh.settings import settings as bokeh_settings
 
     bokeh_settings.perform_error_diagnostics.set_value(False)
+    # A model sent to the browser lists the properties that were set, without working out every default
+    # first (alliance.model_values).
+    from alliance.model_values import install
+
+    install()
 
     import alliance.pages  # noqa: F401  (the pages import their views, states and the data layer)
     import alliance.views.caseload  # noqa: F401

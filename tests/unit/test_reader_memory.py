@@ -116,3 +116,16 @@ def test_a_warmed_server_process_skips_bokehs_callback_signature_checks_but_vali
         [sys.executable, "-c", code, str(demo_db)], capture_output=True, text=True, check=True
     )
     assert out.stdout.split()[-3:] == ["True", "False", "True"], out.stdout
+
+
+def test_a_warmed_server_process_sends_models_without_working_out_their_defaults(demo_db):
+    code = (
+        "import sys; from bokeh.core.has_props import HasProps; from alliance import model_values; "
+        "print(HasProps.query_properties_with_values is model_values.BOKEH_QUERY); "
+        "from alliance.warmup import warm; warm(sys.argv[1]); "
+        "print(HasProps.query_properties_with_values is model_values.query_properties_with_values)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(demo_db)], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split()[-2:] == ["True", "True"], out.stdout
