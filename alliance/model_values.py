@@ -12,17 +12,21 @@ says the check belongs before the value is read (a TODO in ``query_properties_wi
 properties it will keep: the same ones, in the same order, with the same values, as Bokeh's. The one
 difference: a required property that was never set is left out instead of raising ``UnsetValueError``,
 which only a broken model has (the browser then says so). ``alliance.warmup`` installs it in a server
-process; tests check the output against Bokeh's own on every model of every page.
+process, after checking that a themed chart and a few Panel models are sent the same either way (else it
+logs why and keeps Bokeh's method); tests check the output against Bokeh's own on every page.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from bokeh.core.has_props import HasProps
 from bokeh.core.property.descriptors import UnsetValueError
 from bokeh.core.property.singletons import Undefined
 from bokeh.core.property.wrappers import PropertyValueContainer
+
+log = logging.getLogger("alliance.model_values")
 
 #: Bokeh's own method, for ``include_defaults=True`` and for comparison in the tests.
 BOKEH_QUERY = HasProps.query_properties_with_values
@@ -60,6 +64,43 @@ def query_properties_with_values(
     return result
 
 
-def install() -> None:
-    """Use ``query_properties_with_values`` for every Bokeh model of this process."""
+def _same_as_bokeh() -> bool:
+    """Whether this Bokeh sends a themed chart and a Panel page's kinds of model the same either way."""
+    import json
+
+    import panel as pn
+    from bokeh.document import Document
+    from bokeh.plotting import figure
+    from bokeh.themes import Theme
+
+    doc = Document()
+    doc.theme = Theme(json={"attrs": {"Plot": {"background_fill_color": "#fafafa"}}})
+    fig = figure(title="check", width=200, height=100)
+    fig.line([1, 2], [2, 1])
+    doc.add_root(fig)
+    doc.add_root(pn.Column(pn.pane.Markdown("check"), pn.widgets.Select(options=["a"])).get_root(doc))
+    sent = []
+    for method in (query_properties_with_values, BOKEH_QUERY):
+        HasProps.query_properties_with_values = method
+        try:
+            sent.append(json.dumps(doc.to_json(deferred=False), default=str))
+        finally:
+            HasProps.query_properties_with_values = BOKEH_QUERY
+    return sent[0] == sent[1]
+
+
+def install() -> bool:
+    """Use ``query_properties_with_values`` for every Bokeh model of this process, once a chart and a few
+    Panel models are sent the same with it as with Bokeh's own method (else say so, and keep Bokeh's)."""
+    if HasProps.query_properties_with_values is query_properties_with_values:
+        return True
+    try:
+        same = _same_as_bokeh()
+    except Exception:  # a Bokeh whose models no longer have what this reads
+        log.exception("alliance.model_values: not installed, Bokeh's own serialisation is used")
+        return False
+    if not same:
+        log.warning("alliance.model_values: this Bokeh sends models differently; its own method is kept")
+        return False
     HasProps.query_properties_with_values = query_properties_with_values
+    return True

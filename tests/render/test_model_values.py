@@ -60,3 +60,19 @@ def test_a_themed_chart_sends_the_theme_values_and_what_was_set():
     assert '"background_fill_color": "#123456"' in ours and '"line_width": 3' in ours
     # A property left at its default is not sent (the browser has the same default).
     assert '"min_border_left"' not in ours
+
+
+def test_install_checks_this_bokeh_first_and_keeps_bokehs_method_when_they_differ(monkeypatch, caplog):
+    monkeypatch.setattr(HasProps, "query_properties_with_values", model_values.BOKEH_QUERY)
+
+    def drops_everything(self, query, *, include_defaults=True, include_undefined=False):
+        return {}
+
+    monkeypatch.setattr(model_values, "query_properties_with_values", drops_everything)
+    assert not model_values.install()
+    assert HasProps.query_properties_with_values is model_values.BOKEH_QUERY
+    assert "sends models differently" in caplog.text
+    monkeypatch.undo()
+    monkeypatch.setattr(HasProps, "query_properties_with_values", model_values.BOKEH_QUERY)
+    assert model_values.install()
+    assert HasProps.query_properties_with_values is model_values.query_properties_with_values
