@@ -88,7 +88,6 @@ class DataStatus(Viewer):
             variant="contained",
             color="warning",
             visible=False,
-            name="data-reload",
         )
         self.reload.js_on_click(code="window.location.reload()")
         self._callback = None

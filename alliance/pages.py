@@ -18,7 +18,7 @@ import param
 from panel.util import edit_readonly
 from panel.viewable import Viewer
 
-from alliance import audit, style
+from alliance import audit, model_graph, style
 from alliance.after_pull import after_pull
 from alliance.auth import AccessRefused, access_header, check_page, current_user, scope_for, serving
 from alliance.chart_css import install as draw_charts_from_their_models
@@ -289,8 +289,9 @@ class ClientPage(Viewer):
         if self._live and not self._record_view(info):
             return
         methods = story.methods if story else []
-        # freeze: Bokeh recomputes the document's model graph once, not after each chart's update.
-        with pn.io.hold(freeze=True):
+        # One message; Bokeh walks the document's model graph only if a change asks for it
+        # (alliance.model_graph), at most once.
+        with model_graph.batch(), pn.io.hold():
             self.summary.object = episode_summary(info, story)
             # Without an episode the summary says why; "what this episode lacks" is for an episode's gaps.
             notes = notes if info else []
@@ -899,7 +900,7 @@ class MeetingPage(Viewer):
         pn.state.execute(partial(self._show_client, self.selection.episode_info, self.selection.story))
 
     def _show_client(self, info: dict, story) -> None:
-        with pn.io.hold(freeze=True):
+        with model_graph.batch(), pn.io.hold():  # as ClientPage._show
             self.summary.object = episode_summary(info, story)
             self.charts.show(story)
             self.client_body.loading = False

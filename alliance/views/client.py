@@ -35,7 +35,7 @@ from bokeh.palettes import Category10_10, Purples256
 from bokeh.plotting import figure
 from panel.viewable import Viewer
 
-from alliance import style
+from alliance import model_graph, style
 from alliance.state import ClientSelection
 
 X_LABEL = {"session": "Session", "date": "Date"}
@@ -621,8 +621,8 @@ class ClientCharts(ChartLayers, Viewer):
         self._pane.visible = story is not None
         if not self._pane.objects:
             return
-        # freeze: Bokeh recomputes the document's model graph once, not after each change.
-        with pn.io.hold(freeze=True):
+        # Bokeh walks the document's model graph at most once, only if a change asks for it.
+        with model_graph.batch(), pn.io.hold():
             self._draw(story)
 
     def _bokeh_pane(self):
