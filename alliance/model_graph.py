@@ -12,7 +12,8 @@ of the server's CPU for the switch.
 (a property holding models changed, a model or root was added or removed under a freeze of Bokeh's or
 Panel's own), not otherwise. It relies on two methods of Bokeh's ``DocumentModelManager``, ``invalidate``
 (a changed property asks for a walk) and ``_pop_freeze`` (the end of a freeze walks), which it overrides on
-the one document for the length of the batch. A test checks both cases against Bokeh's own graph.
+the one document for the length of the batch; a Bokeh without them gets its own freeze instead. Tests
+check both cases against Bokeh's own walk, and that a client switch asks for none.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ import contextlib
 from collections.abc import Iterator
 
 _MISSING = object()
+#: The methods of Bokeh's ``DocumentModelManager`` a batch relies on: the first two it overrides on its
+#: document for the batch, ``recompute`` is the walk.
+_BOKEH_METHODS = ("invalidate", "_pop_freeze", "recompute")
 
 
 @contextlib.contextmanager
@@ -33,8 +37,14 @@ def batch(doc=None) -> Iterator[None]:
 
         doc = pn.state.curdoc
     models = getattr(doc, "models", None)
-    if models is None or not hasattr(models, "_freeze_count"):
+    if models is None:
         yield
+        return
+    if not all(hasattr(type(models), name) for name in _BOKEH_METHODS) or not hasattr(
+        models, "_freeze_count"
+    ):
+        with models.freeze():  # a Bokeh without these methods: its own freeze, one walk at the end
+            yield
         return
     asked = False
 

@@ -148,3 +148,13 @@ def test_client_switch_walks_nothing_and_draws_the_new_episode(demo_db, walks):
     assert f"episode:{episodes[2][1]}" in tags
     assert f"episode:{episodes[1][1]}" not in tags
     assert untouched(doc)
+
+
+def test_a_bokeh_without_the_methods_gets_its_own_freeze(walks, monkeypatch):
+    doc, fig, _ = chart_doc(walks)
+    monkeypatch.delattr(DocumentModelManager, "invalidate")
+    with batch(doc):
+        fig.title.text = "after"  # no walk asked: Bokeh's freeze walks once at its end anyway
+        assert doc.models._freeze_count == 1
+    assert walks["n"] == 1 and known(doc) == reachable(doc)
+    assert untouched(doc)
