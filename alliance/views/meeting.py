@@ -443,7 +443,7 @@ export function render({ model, el }) {
   column-gap: 8px; min-height: 38px; }
 .rank { font-weight: 700; font-size: 16px; text-align: right; }
 .chip { color: #fff; border-radius: 10px; padding: 1px 8px; font-weight: 600; font-size: 12.5px;
-  white-space: nowrap; overflow: hidden; text-overflow: ellipsis; text-shadow: 0 0 2px rgba(0,0,0,.6); }
+  line-height: 1.25; overflow-wrap: anywhere; text-shadow: 0 0 2px rgba(0,0,0,.6); }
 .what { min-width: 0; }
 .headline { font-weight: 700; font-size: 15px; }
 .more { color: #555; font-size: 12px; margin-left: 4px; }

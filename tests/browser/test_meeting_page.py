@@ -17,6 +17,7 @@ from alliance.marks import MarkStore
 from alliance.service import Service
 from alliance.state import forget_service_metrics
 from tests.browser.test_client_page import TIMEOUT, choose
+from tests.browser.test_screen_defects import FITS
 from tests.conftest import AS_OF, REPO
 
 pytestmark = pytest.mark.browser
@@ -126,6 +127,14 @@ def _meeting_date(page: Page) -> dt.date:
     return dt.date(int(year), MONTHS[month], int(day))
 
 
+def _chips_show_all_their_words(page: Page) -> None:
+    """Every status chip on the board shows all its words: a long one ("no outcome status") wraps rather
+    than being cut off, in the full board and in the narrow one beside the charts."""
+    chips = page.evaluate(FITS, ".chip")
+    assert any("no outcome status" in c["text"] for c in chips), chips
+    assert all(c["fits"] for c in chips), [c for c in chips if not c["fits"]]
+
+
 def test_ranks_restart_per_supervisee_and_six_rows_fit_a_laptop_screen(page: Page, served, demo_db):
     items = _open(page, served)
     team = team_clinicians(Service.open(demo_db), SUPERVISOR)
@@ -142,6 +151,7 @@ def test_ranks_restart_per_supervisee_and_six_rows_fit_a_laptop_screen(page: Pag
         assert ranks == list(range(1, len(ranks) + 1)), (who, ranks)
     # Six or more clients fit on one 1366×768 screen.
     assert sum(it["onScreen"] for it in items) >= 6, items
+    _chips_show_all_their_words(page)
     page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-1366x768.png"))
     page.set_viewport_size({"width": 1920, "height": 1080})  # a projector
     expect(page.locator(".item").first).to_be_in_viewport()
@@ -242,6 +252,7 @@ def test_open_charts_beside_the_reasons_and_note(page: Page, served):
     expect(item.locator(".reasons li").first).to_be_in_viewport()
     expect(item.get_by_role("textbox", name="Action note")).to_be_in_viewport()
     expect(page.locator(".bk-Figure").first).to_be_in_viewport()
+    _chips_show_all_their_words(page)
     page.screenshot(path=str(REPO / "docs" / "screenshots" / "meeting-charts-open-1366x768.png"))
     # The next client brings its charts.
     page.keyboard.press("j")
