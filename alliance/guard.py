@@ -24,11 +24,6 @@ class ScopedSelect(pmui.Select):
     #: once the select was drawn. Unrestricted, the select shows no choice; the state keeps its own.
     _restrict = False
 
-    #: A choice from the browser is applied at the server's next turn. Panel otherwise waits 50 ms for more
-    #: changes of the same property first (made for typing and dragging); a select sends one value per
-    #: choice, so a client switch came 50 ms later than it needed to (docs/performance.md, round 15).
-    _priority_changes = ["value"]
-
     #: From this many options on, the browser receives them as one titled group (see ``_long_list``).
     LONG_LIST = 300
 

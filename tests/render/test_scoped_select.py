@@ -58,28 +58,3 @@ def test_without_an_episode_the_page_says_why_and_draws_no_empty_charts(demo_db)
     assert "· episode" in page.summary.object and page.charts._pane.visible
     assert not outcome.disabled and outcome.value and outcome.value_label == ""
     assert page.selection.outcome_instrument == outcome.value
-
-
-def test_a_choice_from_the_browser_is_applied_at_the_next_turn_not_after_a_pause():
-    # Panel applies a browser's change of a property after a 50 ms pause for more changes (a timeout
-    # callback), except for the properties a widget names as priority changes (a next-tick callback).
-    import weakref
-
-    from bokeh.server.callbacks import NextTickCallback, TimeoutCallback
-    from panel.widgets import Select
-
-    from alliance.guard import ScopedSelect
-
-    class Served:  # what Panel asks of a served document here: that it has a session
-        pass
-
-    def callbacks_after_a_choice(select) -> set[type]:
-        doc = Document()
-        model = select.get_root(doc)
-        context = Served()
-        doc._session_context = weakref.ref(context)
-        select._server_change(doc, model.ref["id"], None, "value", "a", "b")
-        return {type(cb) for cb in doc.callbacks.session_callbacks}
-
-    assert callbacks_after_a_choice(Select(options=["a", "b"], value="a")) == {TimeoutCallback}
-    assert callbacks_after_a_choice(ScopedSelect(options=["a", "b"], value="a")) == {NextTickCallback}
