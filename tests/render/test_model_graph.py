@@ -88,6 +88,7 @@ def test_a_removed_renderer_is_forgotten(walks):
     assert walks["n"] == 1
     assert old.id not in known(doc) and known(doc) == reachable(doc)
     assert old.document is None
+    assert untouched(doc)
 
 
 def test_bokehs_own_freeze_inside_counts(walks):
@@ -125,9 +126,18 @@ def test_an_error_inside_leaves_the_document_as_bokeh_made_it(walks):
     assert walks["n"] == 2 and known(doc) == reachable(doc)
 
 
-def test_without_a_document_nothing_to_hold():
-    with batch(None):  # no current document (a notebook cell before display)
-        pass
+def test_without_an_argument_panels_current_document_is_held(walks):
+    doc, fig, _ = chart_doc(walks)
+    with set_curdoc(doc), batch():
+        assert doc.models._freeze_count == 1, "the current document is the one held"
+        fig.scatter([1], [1])
+        assert walks["n"] == 0
+    assert walks["n"] == 1 and known(doc) == reachable(doc)
+    assert untouched(doc)
+    ran = []
+    with set_curdoc(None), batch():  # no current document (a notebook cell before display): nothing held
+        ran.append(True)
+    assert ran == [True] and untouched(doc)
 
 
 def test_client_switch_walks_nothing_and_draws_the_new_episode(demo_db, walks):
