@@ -354,13 +354,15 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arr
     """``users`` simultaneous real websocket sessions (``alliance.loadgen``: each opens the client page,
     switches clients, then opens the caseload, comparison and meeting pages) against one ``panel serve``
     with ``procs`` processes; failed sessions, server tracebacks and the client-switch times."""
-    from alliance.loadgen import run_load
+    from alliance.loadgen import cpu_split, process_cpu_seconds, run_load
     from alliance.serving import Server
 
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(db, Path(tmp) / "panel.log", num_procs=procs)
         try:
+            before = process_cpu_seconds(server.proc.pid)
             result = run_load(server.url, users, switches, think=think, arrive=arrive)
+            split = cpu_split(before, process_cpu_seconds(server.proc.pid))
             traceback = server.errors()
         finally:
             server.stop()
@@ -373,6 +375,7 @@ def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arr
         f"{len(result['failed'])} failed sessions; server traceback: {'yes' if traceback else 'no'}",
         flush=True,
     )
+    print(f"load: server CPU by process, busiest first: {split}", flush=True)
     for e in result["failed"][:10]:
         print(f"  {e}")
     if traceback:

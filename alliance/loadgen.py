@@ -3,17 +3,18 @@
 Each simulated user does what a person does in ``alliance.bench``'s browser load: opens the client page,
 chooses another client a few times, then opens the caseload, comparison and meeting pages. Every page is a
 real Bokeh session: the page's HTML is fetched over HTTP, the session's websocket is opened with the token
-from that HTML (the server builds the page then, as for a browser), the whole document is pulled into a Python
-``bokeh.document.Document``, and the "document ready" event a browser sends once it has drawn the page is
-sent too (Panel then counts the session as loaded, runs its on-load callbacks and sends the events it held
-back). A client is chosen by setting the Client selector's value in that document, which sends the same
-PATCH-DOC message a browser sends; the server checks it, reads the episode and pushes the new heading and
-charts back over the websocket, and the switch counts only once the heading names the chosen client.
+from that HTML (the server builds the page then, as for a browser), the whole document is pulled, and the
+"document ready" event a browser sends once it has drawn the page is sent too (Panel then counts the session
+as loaded, runs its on-load callbacks and sends the events it held back). The document is kept as the JSON
+the server sent (``PageDocument``), with every later message applied to it, rather than built into bokeh
+models: a browser does that work on its own machine, and here it would take CPU from the server being
+measured. A client is chosen by changing the Client selector's value, in the same PATCH-DOC message a browser
+sends; the server checks it, reads the episode and pushes the new heading and charts back over the
+websocket, and the switch counts only once the heading names the chosen client.
 
 What is measured: the seconds from choosing a client until the page's heading names that client, and from
 asking for a page until its own content has arrived, for ``--users`` users at once; sessions that failed;
-the CPU seconds the server and this process used; and whether the server logged a traceback. The times
-include this process applying the server's messages to its documents (about 30 ms for a client switch).
+the CPU seconds the server (by process) and this process used; and whether the server logged a traceback.
 
 Why no browser: the server does the work of every session (building the pages, reading the database,
 computing and pushing each update), and that is what a 2-core server has to cope with; a browser's drawing
@@ -45,8 +46,10 @@ from bokeh.client.connection import ClientConnection
 from bokeh.client.states import CONNECTED_BEFORE_ACK, DISCONNECTED, ErrorReason
 from bokeh.client.util import websocket_url_for_server_url
 from bokeh.client.websocket import WebSocketClientConnectionWrapper
+from bokeh.core.serialization import Serializer
 from bokeh.document import Document
 from bokeh.events import DocumentReady
+from bokeh.protocol.messages.patch_doc import patch_doc
 from bokeh.util.token import get_session_id
 from tornado.httpclient import HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop
@@ -123,13 +126,111 @@ class PatientConnection(ClientConnection):
         await self._transition(CONNECTED_BEFORE_ACK())
 
 
+class PageDocument:
+    """A page's document as a browser keeps it: the JSON of each model the server sent, by id, with the
+    server's changes applied to it.
+
+    The load generator does not build bokeh models from what it receives, as ``ClientSession`` does: that
+    costs about as much CPU as the server spends sending the page (each model's every default is made,
+    including default sub-models), and twenty simulated users in one process would take a core the server
+    needs and queue behind each other for the interpreter. A browser does this work on each person's own
+    machine. Only what a check reads is kept: the models reachable from the roots, their texts, their CSS
+    classes and the selects' values and options."""
+
+    def __init__(self) -> None:
+        self.roots: list[str] = []
+        self._models: dict[str, dict] = {}  # id -> the model as sent: type, name, id, attributes
+        self._refs: dict[str, list[str]] = {}  # id -> the ids its attributes refer to
+
+    def replace_with_json(self, doc_json) -> None:
+        """The document the server pulled (bokeh's ``PULL-DOC-REPLY`` hands it over by this name)."""
+        self.roots, self._models, self._refs = [], {}, {}
+        for root in doc_json.content["roots"]:
+            self.roots.extend(self._refer(root))
+
+    def apply(self, events: list[dict]) -> None:
+        """Apply a ``PATCH-DOC`` message's events: changed values and added or removed roots. Changes to a
+        data source's columns are skipped (they hold numbers, not texts)."""
+        for event in events:
+            kind = event.get("kind")
+            if kind == "ModelChanged":
+                model = self._models.get(event["model"]["id"])
+                if model is not None:
+                    model.setdefault("attributes", {})[event["attr"]] = event["new"]
+                    self._index(model)
+            elif kind == "RootAdded":
+                self.roots.extend(self._refer(event["model"]))
+            elif kind == "RootRemoved":
+                for gone in self._refer(event["model"]):
+                    self.roots.remove(gone)
+
+    def _refer(self, value) -> list[str]:
+        """The ids ``value`` refers to, anywhere inside it; models sent in full there are added."""
+        refs: list[str] = []
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                if node.get("type") == "object" and "id" in node:
+                    refs.append(node["id"])
+                    self._index(node)
+                elif "id" in node and len(node) == 1:  # a reference to a model sent before
+                    refs.append(node["id"])
+                else:
+                    stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+        return refs
+
+    def _index(self, model: dict) -> None:
+        self._models[model["id"]] = model
+        self._refs[model["id"]] = self._refer(list(model.get("attributes", {}).values()))
+
+    def models(self) -> list[dict]:
+        """The models reachable from the roots (what the browser shows), each as sent, with its changes."""
+        seen: set[str] = set()
+        found: list[dict] = []
+        stack = list(reversed(self.roots))
+        while stack:
+            ref = stack.pop()
+            if ref in seen or ref not in self._models:  # a buffer's id, or a model seen already
+                continue
+            seen.add(ref)
+            found.append(self._models[ref])
+            stack.extend(reversed(self._refs[ref]))
+        return found
+
+    def texts(self) -> list[str]:
+        """The text of every HTML, Markdown and Typography model (as sent: HTML-escaped)."""
+        return [
+            value
+            for model in self.models()
+            for name in ("text", "object")
+            if isinstance(value := model.get("attributes", {}).get(name), str)
+        ]
+
+    def loading(self) -> bool:
+        """Whether some model shows Panel's loading indicator."""
+        return any("pn-loading" in (m.get("attributes", {}).get("css_classes") or []) for m in self.models())
+
+    def select(self, label: str) -> tuple[str, dict]:
+        """The id and attributes of the select labelled ``label`` (value and options)."""
+        for model in self.models():
+            attributes = model.get("attributes", {})
+            if attributes.get("label") == label and "options" in attributes:
+                return model["id"], attributes
+        raise LookupError(f"no select labelled {label!r} in the document")
+
+
 class PageSession(ClientSession):
     """A websocket session joining the server session that a page's HTML named, with the token that page
-    carried (as the page's JavaScript does), instead of a new session of bokeh's own."""
+    carried (as the page's JavaScript does), instead of a new session of bokeh's own. Its ``document`` is a
+    ``PageDocument``: the JSON the server sent, not bokeh models."""
 
     def __init__(self, token: str, websocket_url: str, timeout: float, cookie: str = ""):
         """``cookie``: the Cookie header a signed-in browser sends with the websocket's request."""
         self._page_token = token
+        self._page = PageDocument()
         loop = IOLoop()  # the session's own; closed by Visit.close
         super().__init__(session_id=get_session_id(token), websocket_url=websocket_url, io_loop=loop)
         self._connection = PatientConnection(self, websocket_url, loop, timeout, cookie)
@@ -138,16 +239,49 @@ class PageSession(ClientSession):
     def token(self) -> str:
         return self._page_token
 
+    @property
+    def document(self) -> PageDocument:  # type: ignore[override]
+        return self._page
+
     #: PATCH-DOC messages from the server applied to this session's document so far
     patches = 0
     #: called with the document after each of them is applied (a test's look at what arrived in what order)
-    after_patch: Callable[[Document], None] | None = None
+    after_patch: Callable[[PageDocument], None] | None = None
+
+    def pull(self) -> None:
+        """Connect and pull the server's document into ``document``."""
+        self.connect()
+        self.check_connection_errors()
+        self._connection.pull_doc(self._page)
+
+    def send(self, *events: dict) -> None:
+        """Send events to the server in a ``PATCH-DOC`` message, as a browser's document does."""
+        message = patch_doc(patch_doc.create_header(), {}, {"events": list(events)})
+        self._connection.io_loop.add_callback(self._connection.send_message, message)
+
+    def set_value(self, model: str, attr: str, value) -> None:
+        """Change a model's value here and on the server, as a browser's widget does."""
+        self._page._models[model].setdefault("attributes", {})[attr] = value
+        self.send({"kind": "ModelChanged", "model": {"id": model}, "attr": attr, "new": value})
+
+    def document_ready(self) -> None:
+        """Say that the page is drawn, as a browser does once it has drawn the document."""
+        self.send(
+            {
+                "kind": "MessageSent",
+                "msg_type": "bokeh_event",
+                "msg_data": Serializer().encode(DocumentReady()),
+            }
+        )
 
     def _handle_patch(self, message) -> None:
         self.patches += 1
-        super()._handle_patch(message)
+        self._page.apply(message.content["events"])
         if self.after_patch is not None:
-            self.after_patch(self.document)
+            self.after_patch(self._page)
+
+    def _notify_disconnected(self) -> None:  # no bokeh document to detach
+        pass
 
 
 def _bounded(session: ClientSession, timeout: float, what: str, step: Callable[[], object]) -> None:
@@ -182,23 +316,29 @@ def wait_for_messages(session: ClientSession, done: Callable[[], bool], timeout:
         raise ConnectionError(f"{what}: the server closed the session")
 
 
-def texts(doc: Document):
+def texts(doc: Document | PageDocument) -> list[str]:
     """The text of every HTML, Markdown and Typography model of a document (as sent: HTML-escaped)."""
+    if isinstance(doc, PageDocument):
+        return doc.texts()
+    found = []
     for model in list(doc.models):
         for name in ("text", "object"):
             if name in model.properties():
                 value = getattr(model, name)
                 if isinstance(value, str):
-                    yield value
+                    found.append(value)
+    return found
 
 
-def loading(doc: Document) -> bool:
+def loading(doc: Document | PageDocument) -> bool:
     """Whether some model of the document shows Panel's loading indicator (a page's main area until it is
     filled in, a view while a choice is followed)."""
+    if isinstance(doc, PageDocument):
+        return doc.loading()
     return any("pn-loading" in (getattr(m, "css_classes", None) or []) for m in list(doc.models))
 
 
-def shows(doc: Document, words: str) -> bool:
+def shows(doc: Document | PageDocument, words: str) -> bool:
     """Whether some text of the document holds ``words``."""
     escaped = html.escape(words, quote=False)
     return any(words in text or escaped in text for text in texts(doc))
@@ -209,7 +349,7 @@ def _heading_in(text: str) -> str | None:
     return found.group(1) if found else None
 
 
-def heading_client(doc: Document) -> str | None:
+def heading_client(doc: Document | PageDocument) -> str | None:
     """The client the client page's heading names ("Client C-1 · episode E1"), if any."""
     for text in texts(doc):
         found = _HEADING.search(html.unescape(text))
@@ -241,7 +381,7 @@ class Visit:
         try:
             _bounded(self.session, timeout, f"{page}: pulling the document", self.session.pull)
             self.doc = self.session.document
-            self.doc.callbacks.send_event(DocumentReady())  # sent with the next run of the session's loop
+            self.session.document_ready()  # sent with the next run of the session's loop
             wait_for_messages(
                 self.session, lambda: shows(self.doc, PAGE_CONTENT[path]), timeout, f"{page}: content"
             )
@@ -250,25 +390,18 @@ class Visit:
             raise
         self.seconds = time.perf_counter() - start
 
-    def client_selector(self):
-        """The Client selector's data model (a Panel Material UI ``ScopedSelect``: value and options)."""
-        for model in self.doc.models:
-            props = model.properties()
-            if {"label", "value", "options"} <= props and model.label == "Client":
-                return model
-        raise LookupError("client page: no Client selector in the document")
-
     def switch_client(self, rng: random.Random, timeout: float) -> float:
         """Choose another client in the selector; seconds until the heading names that client."""
-        select = self.client_selector()
-        options = [o[0] if isinstance(o, (list, tuple)) else o for o in select.options]
-        others = [str(o) for o in options if str(o) != str(select.value)]
+        select, attributes = self.doc.select("Client")
+        value = attributes.get("value")
+        options = [o[0] if isinstance(o, list) else o for o in attributes["options"]]
+        others = [str(o) for o in options if str(o) != str(value)]
         if not others:
-            raise LookupError(f"client page: no other client to choose than {select.value!r}")
+            raise LookupError(f"client page: no other client to choose than {value!r}")
         chosen = rng.choice(others)
         patches = self.session.patches
         start = time.perf_counter()
-        select.value = chosen  # a PATCH-DOC to the server, as the browser sends
+        self.session.set_value(select, "value", chosen)  # a PATCH-DOC to the server, as the browser sends
         try:
             wait_for_messages(
                 self.session, lambda: heading_client(self.doc) == chosen, timeout, "client page"
@@ -278,8 +411,9 @@ class Visit:
             mentions = sum(chosen in text for text in texts(self.doc))
             raise type(exc)(
                 f"{exc}: heading for {chosen} never came (headings in the document: {headings}; the "
-                f"selector now holds {select.value!r}; {self.session.patches - patches} updates from the "
-                f"server since the choice; {mentions} texts name {chosen}; session {self.session.id})"
+                f"selector now holds {self.doc.select('Client')[1].get('value')!r}; "
+                f"{self.session.patches - patches} updates from the server since the choice; {mentions} "
+                f"texts name {chosen}; session {self.session.id})"
             ) from None
         return time.perf_counter() - start
 
@@ -376,7 +510,6 @@ def run_load(
     The users arrive evenly over the first ``arrive`` seconds (0: all at the same instant).
     Every step waits at most ``timeout`` seconds. Returns the total seconds, the failed users' errors, every
     client switch's seconds, and each page's seconds until its content arrived."""
-    register_models()
     closing: list[threading.Thread] = []
     close_errors: list[str] = []
     start = time.perf_counter()
@@ -442,17 +575,29 @@ def cpu_seconds(pid: int | None = None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def group_cpu_seconds(group: int) -> float:
-    """CPU seconds used so far by the running processes of a process group (a server and its forks)."""
-    total = 0.0
+def process_cpu_seconds(group: int) -> dict[int, float]:
+    """CPU seconds used so far by each running process of a process group (a server and its forks), by id."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended meanwhile
             continue
         if int(fields[2]) == group:  # the process group, after state and parent
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
+            found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return found
+
+
+def group_cpu_seconds(group: int) -> float:
+    """CPU seconds used so far by the running processes of a process group (a server and its forks)."""
+    return sum(process_cpu_seconds(group).values())
+
+
+def cpu_split(before: dict[int, float], after: dict[int, float]) -> str:
+    """The CPU seconds each server process used between two ``process_cpu_seconds``, busiest first: how the
+    work was shared between the processes of ``--num-procs`` (the parent of the forks does none)."""
+    used = sorted((after[pid] - before.get(pid, 0.0) for pid in after), reverse=True)
+    return ", ".join(f"{seconds:.1f} s" for seconds in used if seconds >= 0.05) or "none"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -478,20 +623,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.db.exists():
         parser.error(f"no database at {args.db} (build one with `alliance demo --out PATH`)")
-    register_models()  # before the clock starts
     with tempfile.TemporaryDirectory() as tmp:
         log = args.log or Path(tmp) / "panel.log"
         server = Server(args.db, log, num_threads=args.threads or None, num_procs=args.procs)
         try:
             threads = f"--num-threads {args.threads}" if args.threads else "no thread pool"
             print(f"panel serve of {args.db} at {server.url} ({threads}, {args.procs} processes)", flush=True)
-            before = cpu_seconds(), group_cpu_seconds(server.proc.pid)
+            before = cpu_seconds(), process_cpu_seconds(server.proc.pid)
             result = run_load(server.url, args.users, args.switches, args.timeout, args.think, args.arrive)
-            ours, theirs = cpu_seconds() - before[0], group_cpu_seconds(server.proc.pid) - before[1]
+            after = cpu_seconds(), process_cpu_seconds(server.proc.pid)
+            ours = after[0] - before[0]
+            theirs = sum(after[1].values()) - sum(before[1].values())
             report(result, args.users, args.switches)
             print(
-                f"CPU during the load: server {theirs:.0f} s, this load generator {ours:.0f} s, "
-                f"over {result['seconds']:.0f} s on {os.cpu_count()} cores"
+                f"CPU during the load: server {theirs:.0f} s ({cpu_split(before[1], after[1])} by process), "
+                f"this load generator {ours:.0f} s, over {result['seconds']:.0f} s on {os.cpu_count()} cores"
             )
             errors = server.errors()
             print(

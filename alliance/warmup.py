@@ -11,12 +11,17 @@ run less often (``GC_THRESHOLDS``). It also turns off Bokeh's callback signature
 has it send each model's set properties without working out every default first (``alliance.model_values``).
 Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no client is
 viewed); a database that cannot be opened is left for the pages to explain.
+
+Before all that, the process is set to take one waiting connection at a time from the listening socket
+(``accept_one_connection_per_turn``), so that with ``--num-procs`` a burst of people is shared between the
+processes.
 """
 
 from __future__ import annotations
 
 import gc
 import logging
+import os
 import time
 
 log = logging.getLogger("alliance.warmup")
@@ -84,5 +89,28 @@ def warm(path=None) -> float:
     return seconds
 
 
+def accept_one_connection_per_turn() -> bool:
+    """Have this server process take one new connection at a time from the listening socket it shares with
+    the other processes (``--num-procs``), instead of all that wait there; returns whether it could.
+
+    Tornado's handler for a listening socket accepts up to 128 connections each time the socket is ready
+    (``tornado.netutil._DEFAULT_BACKLOG``, read on every call). With several processes on one socket, the
+    process that happens to be idle when a burst arrives then takes all of it and builds every page, while
+    the others stay idle: twenty people arriving at once split 16 to 4, and the busy process's client switches
+    queued behind each other (p95 1.3-1.6 s against 0.9 s when split evenly; docs/performance.md, round 16).
+    Taking one at a time, a process busy building a page takes no more, and the connections waiting go to a
+    process that is free. The listening socket's backlog (set when it was bound) does not change."""
+    import tornado.netutil
+
+    if not isinstance(getattr(tornado.netutil, "_DEFAULT_BACKLOG", None), int):
+        log.warning("this Tornado has no _DEFAULT_BACKLOG: each process accepts connections as Tornado does")
+        return False
+    tornado.netutil._DEFAULT_BACKLOG = 1
+    log.info("server process %d takes one waiting connection at a time", os.getpid())
+    return True
+
+
 if __name__ in ("panel_setup_module", "__main__"):  # run by panel serve --setup, or by hand
+    log.setLevel(logging.INFO)  # the server's log says how each process was set up and how long it took
+    accept_one_connection_per_turn()
     warm()

@@ -25,7 +25,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.web import create_signed_value
 
 from alliance.auth import add_user, remove_user
-from alliance.loadgen import Visit, register_models, texts
+from alliance.loadgen import Visit, texts
 from tests.conftest import REPO, Server
 from tests.served.test_served import _served_document, document_text
 
@@ -299,31 +299,18 @@ def test_a_clinician_sees_their_own_caseload_only(signin):
 
 
 def _every_string(doc) -> str:
-    """Every value of every model of a pulled document, as text: the tables' cells too."""
-
-    def plain(value):
-        return value.tolist() if hasattr(value, "tolist") else str(value)
-
-    def value(model, name):
-        try:
-            return getattr(model, name)
-        except Exception:  # a property the browser sets (a figure's inner width) has no value here
-            return None
-
-    values = [{k: value(m, k) for k in m.properties()} for m in doc.models]
-    return html.unescape(json.dumps(values, default=plain))
+    """Every value of every model of a visit's document, as the server sent it: the tables' cells too."""
+    return html.unescape(json.dumps(doc.models()))
 
 
 def _options(doc, label: str) -> list[str]:
-    """The options of a pulled document's select labelled ``label``."""
-    (select,) = [m for m in doc.models if "options" in m.properties() and getattr(m, "label", None) == label]
-    return [o[0] if isinstance(o, (list, tuple)) else o for o in select.options]
+    """The options of a visit's select labelled ``label``."""
+    return [o[0] if isinstance(o, list) else o for o in doc.select(label)[1]["options"]]
 
 
 def _seen_by(server, name: str, who: str) -> dict:
     """What ``who`` gets of page ``name`` as a browser does (the HTML, then the session it names over the
     websocket, with the sign-in cookie): the HTML, the page's texts, every string and the Clinician options."""
-    register_models()
     visit = Visit(server.url, name, 120, cookie=sign_in(server, who))
     try:
         return {

@@ -45,6 +45,7 @@ def test_bench_runs_at_a_tiny_size():
         re.M,
     )
     assert load and load.groups() == ("0", "no"), out[-3000:]
+    assert re.search(r"^load: server CPU by process, busiest first: [\d.]+ s(, [\d.]+ s)?$", out, re.M)
     for name in ("client switch", "client page", "caseload page", "comparison page", "meeting page"):
         assert re.search(rf"^load: {name}, 2 sessions +n=\d+ +median", out, re.M), name
     if with_browser:

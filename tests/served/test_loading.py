@@ -9,13 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from alliance.loadgen import Visit, heading_client, loading, register_models
+from alliance.loadgen import Visit, heading_client, loading
 
 pytestmark = pytest.mark.served
 
 
 def _switch_and_watch(url: str) -> tuple[str, list[tuple[str | None, bool]]]:
-    register_models()
     visit = Visit(url, "client", 120)
     try:
         seen: list[tuple[str | None, bool]] = []

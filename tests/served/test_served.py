@@ -260,12 +260,23 @@ def test_several_server_processes_share_the_file_and_all_stop(demo_db, tmp_path:
             if p.isdigit() and p != str(group) and _group_of(int(p)) == group
         ]
         assert len(children) >= 2, children  # the forked processes serve
+        # Each takes one waiting connection at a time (alliance.warmup), so a burst is shared between them.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_accepting_one(server)) < 2:
+            time.sleep(0.5)
+        assert _accepting_one(server) == set(children), server.log.read_text()[-2000:]
     finally:
         server.stop()
     assert not [p for p in children if _alive(p)], "forked server processes outlived the server"
     with pytest.raises(ProcessLookupError):  # nothing is left of the server's process group
         os.killpg(group, 0)
     assert not server.errors(), server.errors()[0]
+
+
+def _accepting_one(server) -> set[int]:
+    """The server processes whose log says they take one waiting connection at a time."""
+    found = re.findall(r"server process (\d+) takes one waiting connection at a time", server.log.read_text())
+    return {int(pid) for pid in found}
 
 
 def _group_of(pid: int) -> int | None:
