@@ -156,11 +156,7 @@ class ClinicalMetrics:
         """A client's episodes within the scope (``Service.episodes``); the store reads its own copy."""
         return self.service.episodes(client_id)
 
-    def episode_reads(self, episode_id: str, clinician_id: str) -> dict:
-        """Reads ``for_episode`` may take started early (the metrics store's; computed metrics read none)."""
-        return {}
-
-    def for_episode(self, episode: dict, ratings: pd.DataFrame, reads: dict | None = None) -> ClinicalMetrics:
+    def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
         """The same metrics for one episode, from its rows of ``Service.episodes`` / ``episode_ratings``.
 
         The service-wide aggregates (expected-response bands, alliance SD, norms) are this object's, computed

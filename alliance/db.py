@@ -22,7 +22,6 @@ import stat
 import threading
 import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache, cached_property, lru_cache
@@ -316,12 +315,6 @@ class Database:
             return self._cached_run(name, frozen).copy()  # a copy: the kept frame is shared
         return self._run(q, params)
 
-    def submit(self, name: str, **params: object) -> Future[pd.DataFrame]:
-        """``query`` run on one of the process's reader threads: a page that needs several small reads at
-        once (one episode's stored rows, its ratings and items) starts them together and waits for them
-        together. Each read is a few milliseconds spent mostly inside DuckDB, which releases the GIL."""
-        return _READERS.submit(self.query, name, **params)
-
     @cached_property
     def _cached_run(self) -> Callable[[str, tuple], pd.DataFrame]:
         """``query`` of a ``-- cache: per data version`` query, kept for this open version of the file
@@ -351,10 +344,6 @@ class Database:
     def close(self) -> None:
         """Close the connection (tests, and servers that swap database files)."""
         self._con.close()
-
-
-#: The threads ``Database.submit`` runs reads on (shared by the process's sessions; a read waits its turn).
-_READERS = ThreadPoolExecutor(max_workers=6, thread_name_prefix="alliance-read")
 
 
 class _Attached:

@@ -5,7 +5,6 @@ Views never run SQL; they ask a ``Service`` for tidy frames of what they show.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from dataclasses import dataclass
 
 import pandas as pd
@@ -43,10 +42,6 @@ class Service:
 
     def _query(self, name: str, **params) -> pd.DataFrame:
         return self.db.query(name, **self.scope.params(), **params)
-
-    def submit(self, name: str, **params) -> Future[pd.DataFrame]:
-        """``_query`` started on one of the reader threads (``Database.submit``)."""
-        return self.db.submit(name, **self.scope.params(), **params)
 
     def overview(self) -> Overview:
         """Counts of clinicians, clients, episodes, sessions and ratings within scope."""

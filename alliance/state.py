@@ -78,8 +78,8 @@ class ClientSelection(HandsOver):
     read, and the story is built **once**, at the end, and published together with ``ratings``,
     ``episode_info`` and ``notes`` in one batch of events. ``busy`` is True from the start of a cascade until
     the story is published (pages show their loading indicator meanwhile). With ``hold_story`` the cascades
-    choose and start the reads but build no story until ``release_story`` (a served page, while the browser
-    draws its frame): a link's client replaces the landing episode before any story is built.
+    choose and read the episode's ratings but build no story until ``release_story`` (a served page, while
+    the browser draws its frame): a link's client replaces the landing episode before any story is built.
     """
 
     service = param.ClassSelector(class_=Service, doc="Scoped data access.")
@@ -103,12 +103,11 @@ class ClientSelection(HandsOver):
 
     def __init__(self, hold_story: bool = False, **params):
         super().__init__(**params)
-        # ``hold_story``: cascades choose and start the episode's reads but leave the story to
+        # ``hold_story``: cascades choose and read the episode's ratings but leave the story to
         # ``release_story`` (a served page builds it while the browser draws the page's frame).
         self._held, self._story_pending = hold_story, False
         self._episodes = pd.DataFrame()
         self._ratings: pd.DataFrame | None = None  # the chosen episode's, published with the story
-        self._reads: tuple = (None, None)  # (episode, its stored metrics being read: Database.submit)
         self._cascading: int | None = None  # the thread running a cascade
         self._cascade_lock = threading.Lock()
         self.param.watch(self._chosen, list(self._STEPS))
@@ -213,7 +212,7 @@ class ClientSelection(HandsOver):
         return self._held
 
     def release_story(self) -> bool:
-        """Build and publish the story a held selection left pending (its reads started when the episode
+        """Build and publish the story a held selection left pending (its ratings read when the episode
         was chosen), and build every later one at once. True when a story was published now."""
         with self._cascade_lock:
             self._held = False
@@ -262,8 +261,6 @@ class ClientSelection(HandsOver):
         info = self._episodes.set_index("episode_id").loc[self.episode]
         outcome = list(info["outcome_instruments"])
         alliance = list(info["alliance_instruments"])
-        # The episode's stored metrics are read on the reader threads while its ratings are read here.
-        self._reads = (self.episode, self.metrics.episode_reads(self.episode, info["clinician_id"]))
         self._ratings = self.service.episode_ratings(self.episode)
         with param.parameterized.batch_call_watchers(self):
             self.param.outcome_instrument.objects = list(outcome)
@@ -288,20 +285,14 @@ class ClientSelection(HandsOver):
             row = self._episodes.set_index("episode_id").loc[self.episode]
             info = {"episode_id": self.episode, **row.to_dict()}
             items = (
-                self.service.submit(
-                    "episode_items", episode_id=self.episode, instrument=self.alliance_instrument
-                )
+                self.service.episode_items(self.episode, self.alliance_instrument)
                 if self.alliance_instrument
                 else None
             )
-            episode, reads = self._reads
-            self._reads = (None, None)  # taken once: a change of instrument reads them again
             metrics = self.metrics.for_episode(
                 {k: v for k, v in info.items() if k not in ("outcome_instruments", "alliance_instruments")},
                 ratings,
-                reads if episode == self.episode else None,
             )
-            items = items.result() if items is not None else None
             story = build_story(
                 info, ratings, metrics, self.outcome_instrument, self.alliance_instrument, items
             )

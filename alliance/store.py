@@ -20,7 +20,6 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -401,24 +400,24 @@ class StoredMetrics(ClinicalMetrics):
         """``Service.episodes`` from the stored episode list."""
         return self.service._query("metrics_client_episodes", client_id=client_id)
 
-    def episode_reads(self, episode_id: str, clinician_id: str) -> dict[str, Future]:
-        """Start reading one episode's stored rows (``EPISODE_READS``, found by the episode's clinician) on
-        the reader threads; ``for_episode`` takes them. A page starts them as soon as it knows the episode,
-        so they run while it reads the episode's ratings."""
+    def episode_reads(self, episode_id: str, clinician_id: str) -> dict[str, pd.DataFrame]:
+        """One episode's stored rows (``EPISODE_READS``, each found by the episode's clinician), read one
+        after the other in the calling thread. Read side by side on threads of their own, they cost the server
+        about 12 ms more CPU per client switch and the person waited no less (docs/performance.md, round
+        16): each read is 2-4 ms of DuckDB, and handing it to a thread and back costs as much again."""
         key = {"episode_id": str(episode_id), "clinician_id": str(clinician_id)}
-        return {attr: self.service.submit(query, **key) for attr, query in self.EPISODE_READS.items()}
+        return {attr: self.service._query(query, **key) for attr, query in self.EPISODE_READS.items()}
 
     def for_episode(
-        self, episode: dict, ratings: pd.DataFrame, reads: dict[str, Future] | None = None
+        self, episode: dict, ratings: pd.DataFrame, reads: dict[str, pd.DataFrame] | None = None
     ) -> ClinicalMetrics:
         """One episode's metrics (``ClinicalMetrics.for_episode``): its change, statuses, status at every
-        rating, sudden changes, alliance events and end read from the store (``reads`` when started
-        already, else read now, side by side) instead of recomputed; the story's layers are drawn from its
-        ratings."""
+        rating, sudden changes, alliance events and end read from the store (``reads`` when read already)
+        instead of recomputed; the story's layers are drawn from its ratings."""
         m = super().for_episode(episode, ratings)
         if reads is None:
             reads = self.episode_reads(episode["episode_id"], episode["clinician_id"])
-        m.__dict__.update({attr: _restore(f.result().copy(deep=True)) for attr, f in reads.items()})
+        m.__dict__.update({attr: _restore(frame.copy(deep=True)) for attr, frame in reads.items()})
         return m
 
     @cached_property
