@@ -5,6 +5,7 @@ work itself waits for the indicator to be sent is ``tests/render/test_selection_
 from __future__ import annotations
 
 import random
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -34,3 +35,19 @@ def test_the_indicator_arrives_before_the_new_episode_and_is_gone_with_it(served
     assert any(shown for _, shown in seen[:first_new]), f"no indicator before the new episode: {seen}"
     assert not seen[-1][1], "the indicator is still on once the new episode is shown"
     assert not served.errors(), served.errors()[0]
+
+
+def _nodelay(url: str) -> int:
+    visit = Visit(url, "client", 120)
+    try:
+        stream = visit.session._connection._socket._socket.protocol.stream
+        return stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        visit.close()
+
+
+def test_a_simulated_browser_sends_each_message_at_once(served):
+    """As a browser's socket: without it, a choice's message waited about 40 ms for the server's
+    acknowledgement of its first frame (Nagle's algorithm), which every measured switch included."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(_nodelay, served.url).result(timeout=300)
