@@ -24,6 +24,13 @@ class ScopedSelect(pmui.Select):
     #: once the select was drawn. Unrestricted, the select shows no choice; the state keeps its own.
     _restrict = False
 
+    #: Panel applies a browser's change of a widget's value after a pause for more changes of it (50 ms, for
+    #: typing and dragging). A choice in a select is one change. Without any pause the change was applied
+    #: while the server was still writing its answer to the browser's message, and Panel then held the
+    #: loading indicator back until the choice's work was done: the indicator came with the result. 5 ms is
+    #: past that answer; a served client switch came 40-50 ms sooner (docs/performance.md, round 16).
+    _debounce = 5
+
     #: From this many options on, the browser receives them as one titled group (see ``_long_list``).
     LONG_LIST = 300
 

@@ -156,10 +156,16 @@ def serve(page) -> None:
         patch_model_css(root, dist_url=dist_url)
 
 
+#: Milliseconds between a choice and the work ``later`` was handed. Panel writes a message the browser's
+#: connection is not ready for (it is still writing another) 10 ms later; the work comes after that, so the
+#: loading indicator set with the choice is in the browser before the work starts.
+HAND_OVER_MS = 15
+
+
 def later(work) -> bool:
-    """Run ``work`` at the server's next turn, on a served page that has loaded; True when it is taken over.
-    Elsewhere (a notebook, a page still being built: a deep link, the URL) it is left to the caller to run
-    at once.
+    """Run ``work`` a moment later (``HAND_OVER_MS``), on a served page that has loaded; True when it is
+    taken over. Elsewhere (a notebook, a page still being built: a deep link, the URL) it is left to the
+    caller to run at once.
 
     The server runs each session's callbacks on its event loop and sends what a callback changed only when
     the callback returns. A step that shows a loading indicator and then works for a noticeable time hands
@@ -167,7 +173,7 @@ def later(work) -> bool:
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None or not pn.state.loaded:
         return False
-    pn.state.execute(work, schedule=True)
+    doc.add_timeout_callback(partial(pn.state.execute, work), HAND_OVER_MS)
     return True
 
 
