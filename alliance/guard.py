@@ -28,7 +28,8 @@ class ScopedSelect(pmui.Select):
     #: typing and dragging). A choice in a select is one change. Without any pause the change was applied
     #: while the server was still writing its answer to the browser's message, and Panel then held the
     #: loading indicator back until the choice's work was done: the indicator came with the result. 5 ms is
-    #: past that answer; a served client switch came 40-50 ms sooner (docs/performance.md, round 16).
+    #: usually past that answer (``pages.later`` waits for a message held back when it is not); a served
+    #: client switch came about 35 ms sooner (docs/performance.md, round 16).
     _debounce = 5
 
     #: From this many options on, the browser receives them as one titled group (see ``_long_list``).

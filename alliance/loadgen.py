@@ -138,8 +138,8 @@ class PageDocument:
     costs about as much CPU as the server spends sending the page (each model's every default is made,
     including default sub-models), and twenty simulated users in one process would take a core the server
     needs and queue behind each other for the interpreter. A browser does this work on each person's own
-    machine. Only what a check reads is kept: the models reachable from the roots, their texts, their CSS
-    classes and the selects' values and options."""
+    machine. Every model is kept as sent; the checks read the models the roots reach: their texts, their
+    CSS classes and the selects' values and options."""
 
     def __init__(self) -> None:
         self.roots: list[str] = []
@@ -153,8 +153,9 @@ class PageDocument:
             self.roots.extend(self._refer(root))
 
     def apply(self, events: list[dict]) -> None:
-        """Apply a ``PATCH-DOC`` message's events: changed values and added or removed roots. Changes to a
-        data source's columns are skipped (they hold numbers, not texts)."""
+        """Apply a ``PATCH-DOC`` message's events: changed properties and added or removed roots. Streamed
+        or patched columns of a data source, a changed title and messages for the page's scripts are
+        skipped: no check reads them."""
         for event in events:
             kind = event.get("kind")
             if kind == "ModelChanged":
@@ -166,7 +167,8 @@ class PageDocument:
                 self.roots.extend(self._refer(event["model"]))
             elif kind == "RootRemoved":
                 for gone in self._refer(event["model"]):
-                    self.roots.remove(gone)
+                    if gone in self.roots:
+                        self.roots.remove(gone)
 
     def _refer(self, value) -> list[str]:
         """The ids ``value`` refers to, anywhere inside it; models sent in full there are added."""
@@ -218,12 +220,22 @@ class PageDocument:
         return any("pn-loading" in (m.get("attributes", {}).get("css_classes") or []) for m in self.models())
 
     def select(self, label: str) -> tuple[str, dict]:
-        """The id and attributes of the select labelled ``label`` (value and options)."""
+        """The id and attributes of the select labelled ``label`` (value and options: see ``options``)."""
         for model in self.models():
             attributes = model.get("attributes", {})
             if attributes.get("label") == label and "options" in attributes:
                 return model["id"], attributes
         raise LookupError(f"no select labelled {label!r} in the document")
+
+    @staticmethod
+    def options(attributes: dict) -> list[str]:
+        """A select's option values: a list of values or of (value, label) pairs, or a long list sent as
+        groups (``alliance.guard.ScopedSelect``: a title and its options, as an object or as bokeh's map)."""
+        options = attributes.get("options") or []
+        if isinstance(options, dict):
+            groups = options["entries"] if options.get("type") == "map" else list(options.items())
+            options = [o for _, group in groups for o in group]
+        return [str(o[0] if isinstance(o, list) else o) for o in options]
 
 
 class PageSession(ClientSession):
@@ -398,8 +410,7 @@ class Visit:
         """Choose another client in the selector; seconds until the heading names that client."""
         select, attributes = self.doc.select("Client")
         value = attributes.get("value")
-        options = [o[0] if isinstance(o, list) else o for o in attributes["options"]]
-        others = [str(o) for o in options if str(o) != str(value)]
+        others = [o for o in PageDocument.options(attributes) if o != str(value)]
         if not others:
             raise LookupError(f"client page: no other client to choose than {value!r}")
         chosen = rng.choice(others)
@@ -415,7 +426,7 @@ class Visit:
             mentions = sum(chosen in text for text in texts(self.doc))
             raise type(exc)(
                 f"{exc}: heading for {chosen} never came (headings in the document: {headings}; the "
-                f"selector now holds {self.doc.select('Client')[1].get('value')!r}; "
+                f"selector now holds {attributes.get('value')!r}; "
                 f"{self.session.patches - patches} updates from the server since the choice; {mentions} "
                 f"texts name {chosen}; session {self.session.id})"
             ) from None

@@ -156,25 +156,52 @@ def serve(page) -> None:
         patch_model_css(root, dist_url=dist_url)
 
 
-#: Milliseconds between a choice and the work ``later`` was handed. Panel writes a message the browser's
-#: connection is not ready for (it is still writing another) 10 ms later; the work comes after that, so the
-#: loading indicator set with the choice is in the browser before the work starts.
-HAND_OVER_MS = 15
+#: Milliseconds between looks whether Panel still holds the page's last message back, and at most how long
+#: the handed-over work waits for it.
+HAND_OVER_MS = 5
+HAND_OVER_WAIT_MS = 300
 
 
 def later(work) -> bool:
-    """Run ``work`` a moment later (``HAND_OVER_MS``), on a served page that has loaded; True when it is
-    taken over. Elsewhere (a notebook, a page still being built: a deep link, the URL) it is left to the
-    caller to run at once.
+    """Run ``work`` at the server's next turn, or as soon as the page's last message is on its way, on a
+    served page that has loaded; True when it is taken over. Elsewhere (a notebook, a page still being
+    built: a deep link, the URL) it is left to the caller to run at once.
 
     The server runs each session's callbacks on its event loop and sends what a callback changed only when
     the callback returns. A step that shows a loading indicator and then works for a noticeable time hands
-    its work to ``later``: the indicator goes to the browser at once, the result in the next message."""
+    its work to ``later``: the indicator goes to the browser at once, the result in the next message.
+
+    Panel writes a change at once only while the browser's connection is not writing another message;
+    otherwise it holds the change back and tries again every 10 ms. The work, which keeps the server busy,
+    waits until Panel holds nothing back for the page (``_holds_messages``), so that the indicator is in the
+    browser before it starts (docs/performance.md, round 16). Armed with ``add_next_tick_callback``, which
+    may be called from any thread."""
     doc = pn.state.curdoc
     if doc is None or doc.session_context is None or not pn.state.loaded:
         return False
-    doc.add_timeout_callback(partial(pn.state.execute, work), HAND_OVER_MS)
+    doc.add_next_tick_callback(partial(_when_sent, doc, work, HAND_OVER_WAIT_MS))
     return True
+
+
+def _when_sent(doc, work, wait_ms: float) -> None:
+    """Run ``work`` now, or look again in ``HAND_OVER_MS`` while Panel holds the page's messages back (on
+    the server's event loop, with the document's lock)."""
+    if wait_ms > 0 and _holds_messages(doc):
+        doc.add_timeout_callback(partial(_when_sent, doc, work, wait_ms - HAND_OVER_MS), HAND_OVER_MS)
+        return
+    pn.state.execute(work)
+
+
+def _holds_messages(doc) -> bool:
+    """Whether Panel holds messages for the document's browser back until its connection is free (Panel's
+    ``_WRITE_BLOCK``; a Panel without it is taken to hold nothing back)."""
+    from panel.io import document as panel_document
+
+    held = getattr(panel_document, "_WRITE_BLOCK", None)
+    try:
+        return held is not None and doc in held
+    except TypeError:  # not a mapping any more
+        return False
 
 
 def open_service(path=None, scope: Scope | None = None) -> Service | ProblemView:

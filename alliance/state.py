@@ -39,7 +39,8 @@ class HandsOver(param.Parameterized):
 
     ``defer`` decides how that work runs. ``None``: at once. Otherwise a callable given the work; it returns
     True when it has taken the work over, False when the work should run at once. A served page passes
-    ``alliance.pages.later``: once the page has loaded, the work runs at the server's next turn. The server
+    ``alliance.pages.later``: once the page has loaded, the work runs at the server's next turn (or once
+    the page's last message is on its way). The server
     runs each session's callbacks on its event loop and sends what a callback changed only when it returns,
     so ``busy``, and the loading indicator the page shows while it is True, reaches the browser first."""
 

@@ -408,16 +408,13 @@ class StoredMetrics(ClinicalMetrics):
         key = {"episode_id": str(episode_id), "clinician_id": str(clinician_id)}
         return {attr: self.service._query(query, **key) for attr, query in self.EPISODE_READS.items()}
 
-    def for_episode(
-        self, episode: dict, ratings: pd.DataFrame, reads: dict[str, pd.DataFrame] | None = None
-    ) -> ClinicalMetrics:
+    def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
         """One episode's metrics (``ClinicalMetrics.for_episode``): its change, statuses, status at every
-        rating, sudden changes, alliance events and end read from the store (``reads`` when read already)
-        instead of recomputed; the story's layers are drawn from its ratings."""
+        rating, sudden changes, alliance events and end read from the store instead of recomputed; the
+        story's layers are drawn from its ratings. (The reads are copies: ``_restore`` may change them.)"""
         m = super().for_episode(episode, ratings)
-        if reads is None:
-            reads = self.episode_reads(episode["episode_id"], episode["clinician_id"])
-        m.__dict__.update({attr: _restore(frame.copy(deep=True)) for attr, frame in reads.items()})
+        reads = self.episode_reads(episode["episode_id"], episode["clinician_id"])
+        m.__dict__.update({attr: _restore(frame) for attr, frame in reads.items()})
         return m
 
     @cached_property

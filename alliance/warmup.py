@@ -12,9 +12,9 @@ has it send each model's set properties without working out every default first 
 Nothing is shown to anyone and nothing is recorded in the audit trail (no page is built and no client is
 viewed); a database that cannot be opened is left for the pages to explain.
 
-Before all that, the process is set to take one waiting connection at a time from the listening socket
-(``accept_one_connection_per_turn``), so that with ``--num-procs`` a burst of people is shared between the
-processes.
+Before all that, each of several processes (``--num-procs``) is set to take one waiting connection at a
+time from the listening socket they share (``accept_one_connection_per_turn``), so that a burst of people is
+shared between them.
 """
 
 from __future__ import annotations
@@ -110,7 +110,16 @@ def accept_one_connection_per_turn() -> bool:
     return True
 
 
+def shares_a_socket() -> bool:
+    """Whether this is one of several server processes forked to share a listening socket (``--num-procs``
+    greater than 1). A single process has nobody to share a burst with: it accepts as Tornado does."""
+    import tornado.process
+
+    return tornado.process.task_id() is not None
+
+
 if __name__ in ("panel_setup_module", "__main__"):  # run by panel serve --setup, or by hand
     log.setLevel(logging.INFO)  # the server's log says how each process was set up and how long it took
-    accept_one_connection_per_turn()
+    if shares_a_socket():
+        accept_one_connection_per_turn()
     warm()

@@ -207,7 +207,7 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
     sel = page.selection
     busy = []
     sel.param.watch(lambda e: busy.append(e.new), ["busy"])
-    # Every query run, by name (the episode's stored rows are read on the reader threads).
+    # Every query run, by name.
     queries = collections.Counter()
     real_run = Database._run
 

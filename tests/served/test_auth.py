@@ -25,7 +25,7 @@ from tornado.httpclient import HTTPRequest
 from tornado.web import create_signed_value
 
 from alliance.auth import add_user, remove_user
-from alliance.loadgen import Visit, texts
+from alliance.loadgen import PageDocument, Visit, texts
 from tests.conftest import REPO, Server
 from tests.served.test_served import _served_document, document_text
 
@@ -305,7 +305,7 @@ def _every_string(doc) -> str:
 
 def _options(doc, label: str) -> list[str]:
     """The options of a visit's select labelled ``label``."""
-    return [o[0] if isinstance(o, list) else o for o in doc.select(label)[1]["options"]]
+    return PageDocument.options(doc.select(label)[1])
 
 
 def _seen_by(server, name: str, who: str) -> dict:

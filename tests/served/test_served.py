@@ -273,6 +273,12 @@ def test_several_server_processes_share_the_file_and_all_stop(demo_db, tmp_path:
     assert not server.errors(), server.errors()[0]
 
 
+@pytest.mark.served
+def test_a_single_server_process_accepts_as_tornado_does(served):
+    """Nobody to share a burst with: a lone process keeps taking every waiting connection at once."""
+    assert "takes one waiting connection at a time" not in served.log.read_text()
+
+
 def _accepting_one(server) -> set[int]:
     """The server processes whose log says they take one waiting connection at a time."""
     found = re.findall(r"server process (\d+) takes one waiting connection at a time", server.log.read_text())

@@ -75,3 +75,21 @@ def test_a_select_is_found_by_its_label_with_value_and_options():
     assert attributes["value"] == "C-1"
     assert [o[0] if isinstance(o, list) else o for o in attributes["options"]] == ["C-1", "C-2"]
     assert found in {m["id"] for m in page.models()}
+
+
+def test_a_long_list_sent_as_groups_gives_its_options():
+    """``ScopedSelect`` sends 300 options and more as one titled group: as an object, or as bokeh's map."""
+    listed = {"label": "Client", "options": [["C-1", "C-1"], "C-2"]}
+    grouped = {"label": "Client", "options": {"2 clients": ["C-1", "C-2"]}}
+    mapped = {"label": "Client", "options": {"type": "map", "entries": [["2 clients", ["C-1", "C-2"]]]}}
+    for attributes in (listed, grouped, mapped):
+        assert PageDocument.options(attributes) == ["C-1", "C-2"]
+
+
+def test_a_root_removed_twice_is_no_error():
+    extra = Div(text="a second root")
+    mirror = _Mirror(Div(text="the page"), extra)
+    removal = [{"kind": "RootRemoved", "model": {"id": extra.id}}]
+    mirror.page.apply(removal)
+    mirror.page.apply(removal)
+    assert texts(mirror.page) == ["the page"]
