@@ -15,6 +15,7 @@ import pandas as pd
 import panel as pn
 import panel_material_ui as pmui
 import param
+from panel.io.state import set_curdoc
 from panel.util import edit_readonly
 from panel.viewable import Viewer
 
@@ -189,7 +190,8 @@ def _when_sent(doc, work, wait_ms: float) -> None:
     if wait_ms > 0 and _holds_messages(doc):
         doc.add_timeout_callback(partial(_when_sent, doc, work, wait_ms - HAND_OVER_MS), HAND_OVER_MS)
         return
-    pn.state.execute(work)
+    with set_curdoc(doc):  # as Panel runs a callback it schedules: the work's changes go to this page
+        pn.state.execute(work)
 
 
 def _holds_messages(doc) -> bool:
