@@ -581,13 +581,9 @@ def report(result: dict, users: int, switches: int) -> None:
             )
 
 
-def cpu_seconds(pid: int | None = None) -> float:
-    """CPU seconds (user and system) a process has used so far: this one, or another by id (Linux)."""
-    if pid is None:
-        return time.process_time()
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_seconds() -> float:
+    """CPU seconds (user and system) this process has used so far."""
+    return time.process_time()
 
 
 def process_cpu_seconds(group: int) -> dict[int, float]:
@@ -601,11 +597,6 @@ def process_cpu_seconds(group: int) -> dict[int, float]:
         if int(fields[2]) == group:  # the process group, after state and parent
             found[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return found
-
-
-def group_cpu_seconds(group: int) -> float:
-    """CPU seconds used so far by the running processes of a process group (a server and its forks)."""
-    return sum(process_cpu_seconds(group).values())
 
 
 def cpu_split(before: dict[int, float], after: dict[int, float]) -> str:
