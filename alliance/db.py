@@ -58,7 +58,18 @@ class NamedQuery:
     #: the store's stamp, one episode's rows). An open file cannot change, so it is kept for as long as its
     #: ``Database`` is (at most 4,096 answers, the least recently used dropped first).
     cached: bool = False
+    #: ``-- cache: per data version, one clinician``: one clinician's stored rows (a caseload's, up to a few MB),
+    #: kept the same way in a cache of its own, bounded to ``CLINICIAN_ANSWERS`` answers.
+    per_clinician: bool = False
 
+
+#: What a ``-- cache:`` line may say (none: not kept).
+CACHE_NOTES = (None, "per data version", "per data version, one clinician")
+#: How many answers of ``-- cache: per data version`` queries a process keeps per open file.
+SMALL_ANSWERS = 4096
+#: How many answers of ``-- cache: per data version, one clinician`` queries a process keeps per open file:
+#: the six stored tables of about 16 caseloads (a 175-episode caseload's six are about 2.8 MB).
+CLINICIAN_ANSWERS = 96
 
 _HEADER = re.compile(r"^--\s*(params|columns|scope|cache):\s*(.*)$", re.MULTILINE)
 
@@ -80,8 +91,8 @@ def load_query(name: str) -> NamedQuery:
     first = next((ln[2:].strip() for ln in sql.splitlines() if ln.startswith("--")), "")
     scope_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "scope"), None)
     cache_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "cache"), None)
-    if cache_note not in (None, "per data version"):
-        raise ValueError(f"queries/{name}.sql: '-- cache:' may only say 'per data version'")
+    if cache_note not in CACHE_NOTES:
+        raise ValueError(f"queries/{name}.sql: '-- cache:' may only say {' or '.join(map(repr, CACHE_NOTES[1:]))}")
     q = NamedQuery(
         name,
         sql,
@@ -90,6 +101,7 @@ def load_query(name: str) -> NamedQuery:
         first,
         scope_note,
         cache_note is not None,
+        cache_note == "per data version, one clinician",
     )
     used = set(re.findall(r"\$([a-z_][a-z0-9_]*)", _strip_comments(sql)))
     if used != set(q.params):
@@ -312,22 +324,21 @@ class Database:
             raise TypeError(f"query {name}: missing parameters {missing}, unexpected {extra}")
         if q.cached and self.identity is not None:  # a read-only file; never a connection being written
             frozen = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
-            return self._cached_run(name, frozen).copy()  # a copy: the kept frame is shared
+            run = self._clinician_run if q.per_clinician else self._cached_run
+            return run(name, frozen).copy()  # a copy: the kept frame is shared
         return self._run(q, params)
 
     @cached_property
     def _cached_run(self) -> Callable[[str, tuple], pd.DataFrame]:
         """``query`` of a ``-- cache: per data version`` query, kept for this open version of the file
         (bounded; a new version of the file is a new ``Database``, so it never answers from an old one)."""
+        return _kept_answers(self, SMALL_ANSWERS)
 
-        database = weakref.ref(self)  # no cycle through the cache: an old version is freed when let go
-
-        @lru_cache(maxsize=4096)
-        def run(name: str, frozen: tuple) -> pd.DataFrame:
-            params = {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
-            return database()._run(load_query(name), params)
-
-        return run
+    @cached_property
+    def _clinician_run(self) -> Callable[[str, tuple], pd.DataFrame]:
+        """``query`` of a ``-- cache: per data version, one clinician`` query: kept as ``_cached_run``'s, in a
+        cache of its own bounded to ``CLINICIAN_ANSWERS`` (a caseload's rows are larger than a picker's)."""
+        return _kept_answers(self, CLINICIAN_ANSWERS)
 
     def _run(self, q: NamedQuery, params: dict) -> pd.DataFrame:
         cur = self._cursor()
@@ -344,6 +355,19 @@ class Database:
     def close(self) -> None:
         """Close the connection (tests, and servers that swap database files)."""
         self._con.close()
+
+
+def _kept_answers(db: Database, maxsize: int) -> Callable[[str, tuple], pd.DataFrame]:
+    """``db._run`` of a named query with frozen parameters, its answers kept (at most ``maxsize``, the least
+    recently used dropped first)."""
+    database = weakref.ref(db)  # no cycle through the cache: an old version is freed when let go
+
+    @lru_cache(maxsize=maxsize)
+    def run(name: str, frozen: tuple) -> pd.DataFrame:
+        params = {k: list(v) if isinstance(v, tuple) else v for k, v in frozen}
+        return database()._run(load_query(name), params)
+
+    return run
 
 
 class _Attached:

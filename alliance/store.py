@@ -384,12 +384,12 @@ class StoredMetrics(ClinicalMetrics):
 
     #: What one episode's metrics read from the store (by the episode's code and clinician, within the scope).
     EPISODE_READS = {
-        "episode_change": "metrics_episode_change_one",
-        "episode_status": "metrics_episode_status_one",
-        "session_status": "metrics_session_status_one",
-        "sudden_events": "metrics_sudden_events_one",
-        "alliance_events": "metrics_alliance_events_one",
-        "episode_end": "metrics_episode_end_one",
+        "episode_change": "metrics_episode_change_clinician",
+        "episode_status": "metrics_episode_status_clinician",
+        "session_status": "metrics_session_status_clinician",
+        "sudden_events": "metrics_sudden_events_clinician",
+        "alliance_events": "metrics_alliance_events_clinician",
+        "episode_end": "metrics_episode_end_clinician",
     }
 
     def client_list(self, clinician_id: str) -> pd.DataFrame:
@@ -401,12 +401,18 @@ class StoredMetrics(ClinicalMetrics):
         return self.service._query("metrics_client_episodes", client_id=client_id)
 
     def episode_reads(self, episode_id: str, clinician_id: str) -> dict[str, pd.DataFrame]:
-        """One episode's stored rows (``EPISODE_READS``, each found by the episode's clinician), read one
-        after the other in the calling thread. Read side by side on threads of their own, they cost the server
-        about 12 ms more CPU per client switch and the person waited no less (docs/performance.md, round
-        16): each read is 2-4 ms of DuckDB, and handing it to a thread and back costs as much again."""
-        key = {"episode_id": str(episode_id), "clinician_id": str(clinician_id)}
-        return {attr: self.service._query(query, **key) for attr, query in self.EPISODE_READS.items()}
+        """One episode's stored rows (``EPISODE_READS``), taken from its clinician's, which the process keeps
+        per data version (``-- cache: per data version, one clinician``): the tables are kept in clinician
+        order, so DuckDB decodes the same row group for a clinician's rows as for one episode's, and the next
+        client of the same caseload reads nothing (docs/performance.md, round 17). Read one after the other in
+        the calling thread: on threads of their own they cost more CPU and the person waited no less (round
+        16)."""
+        episode_id = str(episode_id)
+        out = {}
+        for attr, query in self.EPISODE_READS.items():
+            rows = self.service._query(query, clinician_id=str(clinician_id))
+            out[attr] = rows[rows["episode_id"].to_numpy() == episode_id].reset_index(drop=True)
+        return out
 
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
         """One episode's metrics (``ClinicalMetrics.for_episode``): its change, statuses, status at every

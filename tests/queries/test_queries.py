@@ -189,6 +189,37 @@ def test_small_answers_are_kept_per_version_of_the_file_and_per_scope(demo_db, t
         con.close()
 
 
+def test_a_clinicians_stored_rows_are_kept_apart_in_a_smaller_cache(demo_db, monkeypatch):
+    """``-- cache: per data version, one clinician`` (a caseload's stored rows, a few MB at service scale) is kept
+    in a cache of its own, bounded to ``CLINICIAN_ANSWERS``, so that the many small answers cannot push a
+    caseload out and caseloads cannot fill the small answers' 4,096 places; each caller gets a copy."""
+    from alliance import db as db_module
+
+    per_clinician = [n for n in query_names() if load_query(n).per_clinician]
+    assert set(per_clinician) == set(StoredMetrics.EPISODE_READS.values())
+    assert all(load_query(n).cached for n in per_clinician)
+    assert not any(load_query(n).per_clinician for n in ("clinicians", "episode_ratings"))
+    monkeypatch.setattr(db_module, "CLINICIAN_ANSWERS", 2)
+    database = Database(demo_db)
+    try:
+        scope = Scope.full_access().params()
+        ids = database.query("clinicians", **scope)["clinician_id"].tolist()[:3]
+        first = database.query("metrics_episode_end_clinician", clinician_id=ids[0], **scope)
+        assert len(first) > 0 and set(first["clinician_id"]) == {ids[0]}
+        first.loc[:, "n_sessions"] = -1  # the caller's own copy
+        again = database.query("metrics_episode_end_clinician", clinician_id=ids[0], **scope)
+        assert (again["n_sessions"] > 0).all()
+        kept = database._clinician_run.cache_info()
+        assert (kept.hits, kept.misses, kept.maxsize) == (1, 1, 2)
+        assert database._cached_run.cache_info().currsize == 1  # only the clinicians' list
+        for clinician in ids[1:]:  # two more caseloads: the first one's answer is dropped
+            database.query("metrics_episode_end_clinician", clinician_id=clinician, **scope)
+        database.query("metrics_episode_end_clinician", clinician_id=ids[0], **scope)
+        assert database._clinician_run.cache_info().misses == 4
+    finally:
+        database.close()
+
+
 def test_a_database_with_kept_answers_is_freed_when_let_go(demo_db):
     """The kept answers hold no reference back to their Database: an old version of a file (and its DuckDB
     connection and cache) goes as soon as no session holds it, without waiting for the cycle collector."""

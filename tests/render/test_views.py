@@ -101,6 +101,38 @@ def test_date_axis_and_item_breakdown_swap_layouts(client):
     assert len(_figures(client)) == 4 and not isinstance(_figures(client)[0].xaxis[0], DatetimeAxis)
 
 
+def test_item_scores_are_read_only_for_a_breakdown_that_draws_them(client, monkeypatch):
+    """The total (the page's default) draws no item, so a client switch reads none; choosing a breakdown
+    rebuilds the story with the episode's items, and the item chart draws them."""
+    sel = client.selection
+    queries = collections.Counter()
+    real_run = Database._run
+
+    def run(self, q, params):
+        queries.update([q.name])
+        return real_run(self, q, params)
+
+    monkeypatch.setattr(Database, "_run", run)
+    service = client.service
+    assert sel.breakdown == "total"
+    for client_id in sel.param.client.objects:  # a client of this clinician's with item scores
+        sel.client = client_id
+        if sel.alliance_instrument and len(service.episode_items(sel.episode, sel.alliance_instrument)):
+            break
+    else:
+        raise AssertionError(f"no client of {sel.clinician} has item scores of their alliance measure")
+    queries.clear()
+    sel.client = next(c for c in sel.param.client.objects if c != sel.client)
+    sel.client = client_id  # back to the one with items, drawing the total
+    assert queries["episode_items"] == 0 and sel.story.items.empty, queries
+    sel.breakdown = "items as lines"
+    assert queries["episode_items"] == 1 and len(sel.story.items) > 0
+    legend = _figures(client)[2].legend[0].items  # one line per item or subscale, named in the legend
+    assert sorted(i.label.value for i in legend) == sorted(sel.story.items["label"].unique())
+    sel.breakdown = "total"
+    assert sel.story.items.empty
+
+
 def test_hover_text_for_a_clinical_and_a_gap_session(edge_db):
     ratings = Service.open(edge_db).episode_ratings("X-GAPS-1")
     ors = instrument_trajectory(ratings, "ORS").set_index("session_number")["description"]
@@ -223,6 +255,7 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
         # The process keeps an episode's reads per data version (``-- cache: per data version``): forgotten
         # here, so that every interaction shows what one read of its episode costs.
         page.service.db._cached_run.cache_clear()
+        page.service.db._clinician_run.cache_clear()
         action()
         # One episode's stored rows read once, started with its ratings and taken by the one story build.
         stored = {q: queries[q] for q in StoredMetrics.EPISODE_READS.values()}
@@ -246,6 +279,12 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
     next_client = next(c for c in sel.param.client.objects if c != sel.client)
     interaction(lambda: setattr(sel, "client", next_client))
     assert sel.episode_info["client_id"] == next_client
+    # A third client of that caseload: its stored rows came with the caseload's, nothing of them is read.
+    third = next(c for c in sel.param.client.objects if c not in (client_id, next_client))
+    builds.clear(), queries.clear()
+    sel.client = third
+    assert sel.episode_info["client_id"] == third and len(builds) == 1
+    assert not {q: n for q, n in queries.items() if q in StoredMetrics.EPISODE_READS.values()}, queries
     # Back to an episode read before: its rows are the process's kept ones, nothing is read again.
     back_to = (sel.client, sel.episode)
     sel.open(client_id, episode)
