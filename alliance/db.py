@@ -58,8 +58,8 @@ class NamedQuery:
     #: the store's stamp, one episode's rows). An open file cannot change, so it is kept for as long as its
     #: ``Database`` is (at most 4,096 answers, the least recently used dropped first).
     cached: bool = False
-    #: ``-- cache: per data version, one clinician``: one clinician's stored rows (a caseload's, up to a few MB),
-    #: kept the same way in a cache of its own, bounded to ``CLINICIAN_ANSWERS`` answers.
+    #: ``-- cache: per data version, one clinician``: one clinician's stored rows (a caseload's, up to a few
+    #: MB), kept the same way in a cache of its own, bounded to ``CLINICIAN_ANSWERS`` answers.
     per_clinician: bool = False
 
 
@@ -92,7 +92,9 @@ def load_query(name: str) -> NamedQuery:
     scope_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "scope"), None)
     cache_note = next((v.strip() for k, v in _HEADER.findall(sql) if k == "cache"), None)
     if cache_note not in CACHE_NOTES:
-        raise ValueError(f"queries/{name}.sql: '-- cache:' may only say {' or '.join(map(repr, CACHE_NOTES[1:]))}")
+        raise ValueError(
+            f"queries/{name}.sql: '-- cache:' may only say {' or '.join(map(repr, CACHE_NOTES[1:]))}"
+        )
     q = NamedQuery(
         name,
         sql,
