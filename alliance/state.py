@@ -287,7 +287,8 @@ class ClientSelection(HandsOver):
             row = self._episodes.set_index("episode_id").loc[self.episode]
             info = {"episode_id": self.episode, **row.to_dict()}
             # The item scores only for a breakdown that draws them: the total, which the page opens with,
-            # needs none (a read of about 4 ms on every client switch otherwise; docs/performance.md, round 17).
+            # needs none (a read of about 4 ms on every client switch otherwise; docs/performance.md,
+            # round 17).
             items = (
                 self.service.episode_items(self.episode, self.alliance_instrument)
                 if self.alliance_instrument and self.breakdown != "total"
