@@ -19,6 +19,7 @@ import panel as pn
 import param
 
 from alliance.agenda import AgendaDay, agenda_day
+from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
 from alliance.clinical import ClinicalMetrics, MetricSettings
 from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database, database_of_version, on_new_version, open_database
@@ -91,9 +92,37 @@ def _agenda_day(path: str, data_version: str, scope_all: bool, clinicians: tuple
     return agenda_day(_scoped_metrics(path, data_version, scope_all, clinicians), dt.date.fromisoformat(day))
 
 
+@dataclasses.dataclass(frozen=True)
+class Caseload:
+    """What a caseload page shows that depends only on the data and the caseload's scope
+    (``DataStore.caseload``): its metrics, its table (one row per episode, with flags), headline figures and
+    trend by quarter, and the outcome measures of its primary courses, most used first. Shared between
+    sessions: read only."""
+
+    metrics: ClinicalMetrics
+    table: pd.DataFrame
+    headlines: pd.DataFrame
+    trend: pd.DataFrame
+    instruments: tuple[str, ...]
+
+
+@pn.cache(max_items=64)
+def _caseload(path: str, data_version: str, scope_all: bool, clinicians: tuple[str, ...]) -> Caseload:
+    metrics = _scoped_metrics(path, data_version, scope_all, clinicians)
+    table = caseload_table(metrics)
+    sessions = alliance_sessions(metrics)
+    return Caseload(
+        metrics=metrics,
+        table=table,
+        headlines=caseload_headlines(table, sessions),
+        trend=caseload_trend(table, sessions),
+        instruments=tuple(table["instrument"].dropna().value_counts().index),
+    )
+
+
 def forget_cached_reads() -> None:
     """Drop every cached read (tests; the data changed)."""
-    for fn in (_agenda_day, _comparison_options, _comparison, _scoped_metrics, _service_metrics):
+    for fn in (_caseload, _agenda_day, _comparison_options, _comparison, _scoped_metrics, _service_metrics):
         fn.clear()
 
 
@@ -126,6 +155,12 @@ class DataStore(param.Parameterized):
     def service_metrics(self) -> ClinicalMetrics:
         """Service-wide aggregates (expected-response bands, scales) shared by every scope."""
         return _service_metrics(str(self.db.path), self.db.data_version)
+
+    def caseload(self, scope: Scope) -> Caseload:
+        """A caseload's table, headlines and trend (``Caseload``) for ``scope`` (the viewer's narrowed to one
+        clinician), made once per process, data version and scope: the clinician's next visit, and their
+        supervisor's, make none of it again. Shared between sessions: read only."""
+        return _caseload(*self._key(scope))
 
     def agenda_day(self, scope: Scope, day) -> AgendaDay:
         """What the agenda of ``scope`` (a part of the viewer's) rests on as it stood on ``day``: its reasons,

@@ -359,16 +359,13 @@ class CaseloadState(param.Parameterized):
 
     @param.depends("clinician", watch=True)
     def _update(self):
-        from alliance.caseload import alliance_sessions, caseload_headlines, caseload_table, caseload_trend
-
-        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload. Read
+        # The viewer's scope narrowed to this clinician: the queries only ever return this caseload. Made
         # through the process's cache (per data version and scope): the next session of the same caseload
-        # (the clinician again, their supervisor in a meeting) reads nothing again.
+        # (the clinician again, their supervisor in a meeting) makes none of it again.
         store = DataStore(db=self.service.db, scope=self.service.scope)
-        self.metrics = store.metrics(self.service.scope.restrict(self.clinician))
-        table = caseload_table(self.metrics)
-        sessions = alliance_sessions(self.metrics)
-        instruments = table["instrument"].dropna().value_counts().index.tolist()
+        caseload = store.caseload(self.service.scope.restrict(self.clinician))
+        self.metrics = caseload.metrics
+        instruments = list(caseload.instruments)
         before = self.instrument
         with param.parameterized.batch_call_watchers(self):
             self.param.instrument.objects = list(instruments)
@@ -377,9 +374,9 @@ class CaseloadState(param.Parameterized):
                 if self.instrument in instruments
                 else (instruments[0] if instruments else None)
             )
-            self.headlines = caseload_headlines(table, sessions)
-            self.trend = caseload_trend(table, sessions)
-            self.table = table
+            self.headlines = caseload.headlines
+            self.trend = caseload.trend
+            self.table = caseload.table
             if self.instrument == before:  # else the instrument's watcher draws the courses, once
                 self._update_courses()
 

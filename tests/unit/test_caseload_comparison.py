@@ -18,6 +18,7 @@ from alliance.clinician_comparison import ComparisonFilter, comparison_frames
 from alliance.db import Database
 from alliance.export import write_metrics
 from alliance.metrics.comparison_stats import funnel_position, wilson_interval
+from alliance.pages import caseload_page
 from alliance.scope import Scope
 from alliance.service import Service
 
@@ -247,6 +248,16 @@ def test_a_caseload_is_read_once_per_process_and_only_for_its_clinician(demo_db)
     ids = service.clinicians()["clinician_id"].tolist()
     first, again = CaseloadState(service, clinician=ids[0]), CaseloadState(service, clinician=ids[0])
     assert first.metrics is again.metrics, "the second session read the caseload again"
+    # ... and the table, headlines and trend made from it: made once, shared, and left as made by a page
+    # that shows them (each view draws from its own copy).
+    for frame in ("table", "headlines", "trend"):
+        assert getattr(first, frame) is getattr(again, frame), f"the second session made its {frame} again"
+    made = {f: getattr(first, f).copy() for f in ("table", "headlines", "trend")}
+    page = caseload_page(demo_db, Scope.full_access(), clinician=ids[0])
+    page.page().get_root()
+    page.state.show_closed = True
+    for frame, copy in made.items():
+        pd.testing.assert_frame_equal(getattr(page.state, frame), copy, obj=frame)
     other = CaseloadState(service, clinician=ids[1])
     assert other.metrics is not first.metrics
     assert set(other.table["clinician_id"]) == {ids[1]} and set(first.table["clinician_id"]) == {ids[0]}
