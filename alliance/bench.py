@@ -82,7 +82,7 @@ def _models(page) -> None:
 
 def api_rows(db: Path, repeats: int) -> None:
     os.environ["ALLIANCE_DB"] = str(db)
-    from alliance.datastore import _scoped_metrics
+    from alliance.datastore import _caseload, _scoped_metrics
     from alliance.db import limit_server_memory, load_query, open_database
     from alliance.pages import caseload_page, client_page, comparison_page, meeting_page
     from alliance.scope import Scope
@@ -143,9 +143,10 @@ def api_rows(db: Path, repeats: int) -> None:
     scope = Scope.clinicians(biggest).params()
 
     def caseload():
-        # A first visit of this caseload in the process: its reads are kept per scope once made
-        # (alliance.datastore), and a repeat visit would time the cache.
+        # A first visit of this caseload in the process: its reads, table, headlines and trend are kept per
+        # scope once made (alliance.datastore), and a repeat visit would time the cache.
         _scoped_metrics.clear()
+        _caseload.clear()
         _models(caseload_page(db, clinician=biggest))  # as a served link ?clinician=… builds it
 
     bare = repeat(lambda: database.query("metrics_episode_change", **scope), repeats)
