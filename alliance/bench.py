@@ -351,27 +351,32 @@ def browser_rows(db: Path, switches: int) -> None:
     asyncio.run(_browser(db, switches, chromium))
 
 
-def load_rows(db: Path, users: int, switches: int, procs: int, think: float, arrive: float = 0.0) -> None:
+def load_rows(
+    db: Path, users: int, switches: int, procs: int, think: float, arrive: float = 0.0, spread: bool = False
+) -> None:
     """``users`` simultaneous real websocket sessions (``alliance.loadgen``: each opens the client page,
     switches clients, then opens the caseload, comparison and meeting pages) against one ``panel serve``
-    with ``procs`` processes; failed sessions, server tracebacks and the client-switch times."""
-    from alliance.loadgen import cpu_split, process_cpu_seconds, run_load
+    with ``procs`` processes; failed sessions, server tracebacks and the client-switch times. ``spread``:
+    each user opens a client of another clinician (``alliance.loadgen.spread_clients``)."""
+    from alliance.loadgen import cpu_split, process_cpu_seconds, run_load, spread_clients
     from alliance.serving import Server
 
     with tempfile.TemporaryDirectory() as tmp:
         server = Server(db, Path(tmp) / "panel.log", num_procs=procs)
         try:
             before = process_cpu_seconds(server.proc.pid)
-            result = run_load(server.url, users, switches, think=think, arrive=arrive)
+            clients = spread_clients(db, users) if spread else None
+            result = run_load(server.url, users, switches, think=think, arrive=arrive, clients=clients)
             split = cpu_split(before, process_cpu_seconds(server.proc.pid))
             traceback = server.errors()
         finally:
             server.stop()
     times = result["switch_times"]
     arriving = f"over {arrive:g} s" if arrive else "at once"
+    opening = "client page (each user another clinician's client)" if spread else "client page"
     print(
         f"load: {users} simultaneous sessions ({procs} server process{'es' if procs > 1 else ''}, "
-        f"{think:g} s between actions, arriving {arriving}; client page, {switches} client switches, "
+        f"{think:g} s between actions, arriving {arriving}; {opening}, {switches} client switches, "
         f"caseload, comparison, meeting) in {result['seconds']:.1f} s; "
         f"{len(result['failed'])} failed sessions; server traceback: {'yes' if traceback else 'no'}",
         flush=True,
@@ -414,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--arrive", type=float, default=0.0, help="load users arrive evenly over these seconds (default 0)"
     )
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="each load user opens a client of another clinician (default: all land on the same one)",
+    )
     parser.add_argument("--fresh-client-page", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.fresh_client_page:
@@ -434,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_browser:
             browser_rows(db, args.switches)
         if args.users:
-            load_rows(db, args.users, args.switches, args.procs, args.think, args.arrive)
+            load_rows(db, args.users, args.switches, args.procs, args.think, args.arrive, args.spread)
     return 0
 
 

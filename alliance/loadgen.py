@@ -12,6 +12,11 @@ measured. A client is chosen by changing the Client selector's value, in the sam
 sends; the server checks it, reads the episode and pushes the new heading and charts back over the
 websocket, and the switch counts only once the heading names the chosen client.
 
+Where the users start: by default every one lands where the client page does (the same caseload for all,
+whose reads the first visit leaves in each server process for the others); with ``--spread`` each opens a
+client of another clinician by link (``spread_clients``) and goes through that caseload, as people of a
+service do.
+
 What is measured: the seconds from choosing a client until the page's heading names that client, and from
 asking for a page until its own content has arrived, for ``--users`` users at once; sessions that failed;
 the CPU seconds the server (by process) and this process used; and whether the server logged a traceback.
@@ -40,6 +45,7 @@ import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import quote
 
 from bokeh.client import ClientSession
 from bokeh.client.connection import ClientConnection
@@ -481,11 +487,12 @@ def simulate_user(
     closing: list[threading.Thread],
     errors: list[str],
     start_after: float = 0.0,
+    client: str | None = None,
 ) -> dict:
-    """One person, arriving ``start_after`` seconds after the first: the client page, ``switches`` other
-    clients, then the caseload, comparison and meeting pages in the same tab (each new page closes the
-    previous one's session). Returns the seconds measured and the error that ended the visit, if any; the
-    sessions' closing threads are added to ``closing``."""
+    """One person, arriving ``start_after`` seconds after the first: the client page (``client``'s, by
+    link, else where the page lands), ``switches`` other clients, then the caseload, comparison and meeting
+    pages in the same tab (each new page closes the previous one's session). Returns the seconds measured
+    and the error that ended the visit, if any; the sessions' closing threads are added to ``closing``."""
     time.sleep(start_after)
     rng = random.Random(index)
     result: dict = {"switch_times": [], "page_times": {}, "error": None}
@@ -493,8 +500,10 @@ def simulate_user(
     visit = None
     step = "client page"
     try:
-        visit = Visit(url, "client", timeout)
+        visit = Visit(url, f"client?client={quote(client)}" if client else "client", timeout)
         result["page_times"]["client"] = visit.seconds
+        if client and heading_client(visit.doc) != client:
+            raise LookupError(f"the link to {client} opened {heading_client(visit.doc)!r}")
         for n in range(switches):
             step = f"client switch {n + 1}"
             time.sleep(think)
@@ -515,10 +524,19 @@ def simulate_user(
 
 
 def run_load(
-    url: str, users: int, switches: int, timeout: float = 120.0, think: float = 1.0, arrive: float = 0.0
+    url: str,
+    users: int,
+    switches: int,
+    timeout: float = 120.0,
+    think: float = 1.0,
+    arrive: float = 0.0,
+    clients: list[str] | None = None,
 ) -> dict:
     """Run ``users`` simulated users against the ``panel serve`` at ``url``, each opening the client page,
     choosing another client ``switches`` times, then opening the caseload, comparison and meeting pages.
+    With ``clients`` (``spread_clients``) user *i* opens the client page on ``clients[i]`` by link, and
+    chooses among that client's clinician's clients; without, every user lands where the page does (the
+    same caseload for everyone, whose reads one user's visit leaves in the process for the others).
 
     Each user runs in its own thread with its own sessions, each session with its own IO loop (bokeh's
     client). ``think`` seconds pass before each choice and page, as a person (and the selector's menu) takes.
@@ -532,7 +550,15 @@ def run_load(
         results = list(
             pool.map(
                 lambda i: simulate_user(
-                    url, i, switches, timeout, think, closing, close_errors, arrive * i / max(1, users)
+                    url,
+                    i,
+                    switches,
+                    timeout,
+                    think,
+                    closing,
+                    close_errors,
+                    arrive * i / max(1, users),
+                    clients[i % len(clients)] if clients else None,
                 ),
                 range(users),
             )
@@ -550,6 +576,34 @@ def run_load(
         "switch_times": [t for r in results for t in r["switch_times"]],
         "page_times": pages,
     }
+
+
+def spread_clients(db: Path, users: int) -> list[str]:
+    """One client for each of ``users`` clinicians (at most as many as have two clients or more), each
+    clinician's most recently seen client, the clinicians in a fixed order that follows no column (a hash
+    of their code): the users of ``run_load`` then each go through another caseload."""
+    import duckdb
+
+    from alliance.db import DUCKDB_CONFIG
+
+    con = duckdb.connect(str(db), read_only=True, config=DUCKDB_CONFIG)
+    try:
+        rows = con.execute(
+            """
+            SELECT arg_max(e.client_id, s.last_seen) AS client_id
+            FROM episode e
+            JOIN (SELECT episode_id, max(session_date) AS last_seen FROM session GROUP BY 1) s
+                USING (episode_id)
+            GROUP BY e.clinician_id
+            HAVING count(DISTINCT e.client_id) >= 2
+            ORDER BY hash(e.clinician_id), e.clinician_id
+            LIMIT $n
+            """,
+            {"n": users},
+        ).fetchall()
+    finally:
+        con.close()
+    return [r[0] for r in rows]
 
 
 def p95(times: list[float]) -> float:
@@ -626,6 +680,11 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, default=0, help="the server's --num-threads (default: none, as make serve)"
     )
     parser.add_argument("--log", type=Path, default=None, help="keep the server's log in this file")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="each user opens a client of another clinician by link (default: all land on the same one)",
+    )
     args = parser.parse_args(argv)
     if not args.db.exists():
         parser.error(f"no database at {args.db} (build one with `alliance demo --out PATH`)")
@@ -635,8 +694,13 @@ def main(argv: list[str] | None = None) -> int:
         try:
             threads = f"--num-threads {args.threads}" if args.threads else "no thread pool"
             print(f"panel serve of {args.db} at {server.url} ({threads}, {args.procs} processes)", flush=True)
+            clients = spread_clients(args.db, args.users) if args.spread else None
+            if clients is not None:
+                print(f"each user at another clinician's client: {len(clients)} clinicians", flush=True)
             before = cpu_seconds(), process_cpu_seconds(server.proc.pid)
-            result = run_load(server.url, args.users, args.switches, args.timeout, args.think, args.arrive)
+            result = run_load(
+                server.url, args.users, args.switches, args.timeout, args.think, args.arrive, clients
+            )
             after = cpu_seconds(), process_cpu_seconds(server.proc.pid)
             ours = after[0] - before[0]
             theirs = sum(after[1].values()) - sum(before[1].values())

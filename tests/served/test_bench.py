@@ -15,7 +15,7 @@ from tests.conftest import REPO, browser_available
 @pytest.mark.served
 def test_bench_runs_at_a_tiny_size():
     with_browser = browser_available() is None
-    args = ["--episodes", "300", "--repeats", "2", "--users", "2", "--switches", "1", "--arrive", "1"]
+    args = ["--episodes", "300", "--repeats", "2", "--users", "2", "--switches", "1", "--arrive", "1", "--spread"]
     run = subprocess.run(
         [sys.executable, "-m", "alliance.bench", *args, *([] if with_browser else ["--no-browser"])],
         cwd=REPO,
@@ -39,7 +39,7 @@ def test_bench_runs_at_a_tiny_size():
     # no server traceback, and every switch and page timed.
     load = re.search(
         r"^load: 2 simultaneous sessions \(2 server processes, 1 s between actions, arriving over 1 s; "
-        r".*; (\d+) failed sessions; "
+        r"client page \(each user another clinician's client\), .*; (\d+) failed sessions; "
         r"server traceback: (\w+)",
         out,
         re.M,

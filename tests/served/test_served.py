@@ -298,3 +298,33 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+@pytest.mark.served
+def test_the_load_generator_spreads_its_users_over_caseloads(served, demo_db):
+    """``--spread``: each simulated user opens a client of another clinician by link, and the visit fails if
+    the page opened anyone else; the clinicians are distinct, each with two clients or more (a switch needs
+    another client), in the same order every time."""
+    from alliance.loadgen import run_load, spread_clients
+
+    clients = spread_clients(demo_db, 3)
+    assert clients == spread_clients(demo_db, 3) and len(clients) == 3
+    con = duckdb.connect(str(demo_db), read_only=True)
+    try:
+        # each client's clinicians (a client may have been seen by several), with their numbers of clients
+        rows = con.execute(
+            "SELECT e.client_id, e.clinician_id, n.n_clients FROM episode e JOIN (SELECT clinician_id, "
+            "count(DISTINCT client_id) AS n_clients FROM episode GROUP BY 1) n USING (clinician_id) "
+            "WHERE e.client_id IN (SELECT unnest($c))",
+            {"c": clients},
+        ).fetchall()
+    finally:
+        con.close()
+    assert len(set(clients)) == 3 and len({r[1] for r in rows}) >= 3, rows
+    assert all(any(r[2] >= 2 for r in rows if r[0] == c) for c in clients), rows
+    result = run_load(served.url, 2, 1, think=0.2, clients=clients[:2])
+    assert not result["failed"], result["failed"]
+    assert len(result["switch_times"]) == 2 and len(result["page_times"]["client"]) == 2
+    # A link to a client who is not there fails the visit with the reason.
+    result = run_load(served.url, 1, 1, think=0.2, clients=["C-NOBODY"])
+    assert len(result["failed"]) == 1 and "the link to C-NOBODY opened" in result["failed"][0]
