@@ -15,7 +15,19 @@ from tests.conftest import REPO, browser_available
 @pytest.mark.served
 def test_bench_runs_at_a_tiny_size():
     with_browser = browser_available() is None
-    args = ["--episodes", "300", "--repeats", "2", "--users", "2", "--switches", "1", "--arrive", "1", "--spread"]
+    args = [
+        "--episodes",
+        "300",
+        "--repeats",
+        "2",
+        "--users",
+        "2",
+        "--switches",
+        "1",
+        "--arrive",
+        "1",
+        "--spread",
+    ]
     run = subprocess.run(
         [sys.executable, "-m", "alliance.bench", *args, *([] if with_browser else ["--no-browser"])],
         cwd=REPO,
