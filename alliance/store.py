@@ -411,7 +411,7 @@ class StoredMetrics(ClinicalMetrics):
         out = {}
         for attr, query in self.EPISODE_READS.items():
             rows = self.service._query(query, clinician_id=str(clinician_id))
-            out[attr] = rows[rows["episode_id"].to_numpy() == episode_id].reset_index(drop=True)
+            out[attr] = _as_read_alone(rows[rows["episode_id"].to_numpy() == episode_id])
         return out
 
     def for_episode(self, episode: dict, ratings: pd.DataFrame) -> ClinicalMetrics:
@@ -430,6 +430,22 @@ class StoredMetrics(ClinicalMetrics):
     @cached_property
     def expected_change(self) -> pd.DataFrame:
         return self._read("expected_change")
+
+
+def _as_read_alone(rows: pd.DataFrame) -> pd.DataFrame:
+    """An episode's rows taken from its clinician's, with the column types DuckDB gives when it reads that
+    episode alone: the types of a column follow all its values, so a caseload with a NULL somewhere gives
+    nullable types and text columns that the episode's own rows would not have (text with no value at all
+    is ``object`` holding None, booleans and integers without a missing value are plain NumPy ones)."""
+    rows = rows.reset_index(drop=True)
+    for col in rows.columns:
+        s = rows[col]
+        if isinstance(s.dtype, pd.StringDtype):
+            if s.isna().all():
+                rows[col] = pd.Series([None] * len(s), index=s.index, dtype=object)
+        elif isinstance(s.dtype, pd.BooleanDtype | pd.Int64Dtype | pd.Int32Dtype) and not s.isna().any():
+            rows[col] = s.astype(s.dtype.numpy_dtype)
+    return rows
 
 
 def _restore(frame: pd.DataFrame) -> pd.DataFrame:

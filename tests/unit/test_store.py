@@ -78,6 +78,49 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.where(frame.notna(), None)
 
 
+def test_an_episode_taken_from_its_clinicians_rows_is_the_episode_read_alone(demo_db):
+    """The client page takes an episode's stored rows from its clinician's (kept per data version): the same
+    rows, in the same order and with the same column types (exactly, not after a conversion) as a read of
+    that episode alone, whatever the rest of the caseload holds: every fifth episode of the demo, among them
+    episodes with no row in a table, and with a column that has no value for the episode but some for others
+    of the caseload."""
+    from alliance.db import load_query
+
+    db = Database(demo_db)
+    try:
+        stored = StoredMetrics(Service(db, Scope.full_access()), SETTINGS)
+        episodes = db._con.execute(
+            "SELECT episode_id, clinician_id FROM episode ORDER BY episode_id"
+        ).fetchall()
+        alone = {
+            q: load_query(q).sql.replace(
+                "WHERE m.scope_clinician = $clinician_id",
+                "WHERE m.scope_clinician = $clinician_id AND m.episode_id = $episode_id",
+            )
+            for q in StoredMetrics.EPISODE_READS.values()
+        }
+        assert all("$episode_id" in sql for sql in alone.values())
+        empty = typed = 0
+        for episode_id, clinician in episodes[::5]:
+            taken = stored.episode_reads(episode_id, clinician)
+            for attr, query in StoredMetrics.EPISODE_READS.items():
+                own = db._con.execute(
+                    alone[query],
+                    {
+                        "scope_all": True,
+                        "scope_clinicians": [],
+                        "clinician_id": clinician,
+                        "episode_id": episode_id,
+                    },
+                ).df()
+                pd.testing.assert_frame_equal(taken[attr], own, obj=f"{episode_id} {attr}")
+                empty += own.empty
+                typed += any(own[c].dtype == bool for c in own.columns)
+        assert empty > 0 and typed > 0  # both kinds of episode were compared
+    finally:
+        db.close()
+
+
 def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
     """The client page's metrics of one episode: its change, status and status at every rating come from the
     stored tables (read by the episode's code, within the scope), equal to computing them from the episode's
