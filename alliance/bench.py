@@ -120,7 +120,9 @@ def api_rows(db: Path, repeats: int) -> None:
     episodes = con.execute(
         "SELECT client_id, episode_id FROM episode ORDER BY hash(episode_id) LIMIT $n", {"n": repeats * 2 + 1}
     ).fetchall()
-    it = iter(episodes)  # each switch to an episode not seen before: the process keeps an episode's rows
+    # Each switch to an episode not seen before, across the service: the process keeps an episode's ratings
+    # and its clinician's stored rows (on a small database two episodes may share a caseload's kept rows).
+    it = iter(episodes)
 
     def switch():
         client, episode = next(it)

@@ -141,10 +141,11 @@ DUCKDB_CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensio
 #: The name the database file is attached under in its reader's private DuckDB instance.
 CATALOG = "alliance_db"
 
-#: Rows per row group in the files Alliance writes (DuckDB's default is 122,880). A page reads one episode's
-#: rows from tables kept in clinician order; DuckDB skips the row groups whose zone maps cannot hold the
-#: episode but decodes the whole of the one that can, so smaller groups make those reads about half as
-#: costly (measured in docs/performance.md). The service-wide scans are not measurably slower.
+#: Rows per row group in the files Alliance writes (DuckDB's default is 122,880). The client page reads an
+#: episode's ratings and its clinician's stored rows from tables kept in clinician order; DuckDB skips the
+#: row groups whose zone maps cannot hold them but decodes the whole of one that can, so smaller groups make
+#: those reads about half as costly (measured in docs/performance.md). The service-wide scans are not
+#: measurably slower.
 WRITE_ROW_GROUP_SIZE = 16_384
 
 

@@ -579,9 +579,11 @@ def run_load(
 
 
 def spread_clients(db: Path, users: int) -> list[str]:
-    """One client for each of ``users`` clinicians (at most as many as have two clients or more), each
-    clinician's most recently seen client, the clinicians in a fixed order that follows no column (a hash
-    of their code): the users of ``run_load`` then each go through another caseload."""
+    """One client for each of ``users`` clinicians (at most as many as have two clients or more; ``run_load``
+    then gives the list again from the start), each clinician's most recently seen client (the greater code
+    of two seen the same day), the clinicians in a fixed order that follows no column (a hash of their
+    code): the users of ``run_load`` then each go through another caseload. (A link opens the client's
+    newest episode, which another clinician may hold: the user then goes through that one's caseload.)"""
     import duckdb
 
     from alliance.db import DUCKDB_CONFIG
@@ -590,7 +592,7 @@ def spread_clients(db: Path, users: int) -> list[str]:
     try:
         rows = con.execute(
             """
-            SELECT arg_max(e.client_id, s.last_seen) AS client_id
+            SELECT arg_max(e.client_id, strftime(s.last_seen, '%Y-%m-%d') || e.client_id) AS client_id
             FROM episode e
             JOIN (SELECT episode_id, max(session_date) AS last_seen FROM session GROUP BY 1) s
                 USING (episode_id)

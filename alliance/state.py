@@ -184,6 +184,8 @@ class ClientSelection(HandsOver):
 
     def _chosen(self, *events) -> None:
         changed = {e.name for e in events}
+        if changed == {"breakdown"} and all((e.old == "total") == (e.new == "total") for e in events):
+            return  # from one item breakdown to the other: the story holds the items already
         step = next((s for name, s in self._STEPS.items() if name in changed and s), None)
         work = partial(self._cascade, getattr(self, step) if step else lambda: None)
         if self._cascading is None:  # a person's choice: may be handed over (HandsOver)

@@ -407,10 +407,13 @@ class StoredMetrics(ClinicalMetrics):
         client of the same caseload reads nothing (docs/performance.md, round 17). Read one after the other in
         the calling thread: on threads of their own they cost more CPU and the person waited no less (round
         16)."""
-        episode_id = str(episode_id)
+        episode_id, clinician_id = str(episode_id), str(clinician_id)
+        # The viewer's scope narrowed to the clinician (nothing when outside it): the kept rows are then one
+        # answer for every viewer who may see that caseload (the clinician, their supervisor, a director).
+        caseload = Service(self.service.db, self.service.scope.restrict(clinician_id))
         out = {}
         for attr, query in self.EPISODE_READS.items():
-            rows = self.service._query(query, clinician_id=str(clinician_id))
+            rows = caseload._query(query, clinician_id=clinician_id)
             out[attr] = _as_read_alone(rows[rows["episode_id"].to_numpy() == episode_id])
         return out
 

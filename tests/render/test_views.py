@@ -129,6 +129,11 @@ def test_item_scores_are_read_only_for_a_breakdown_that_draws_them(client, monke
     assert queries["episode_items"] == 1 and len(sel.story.items) > 0
     legend = _figures(client)[2].legend[0].items  # one line per item or subscale, named in the legend
     assert sorted(i.label.value for i in legend) == sorted(sel.story.items["label"].unique())
+    # From one item breakdown to the other: the story holds the items already, nothing is read or rebuilt.
+    story = sel.story
+    sel.breakdown = "items as heat strip"
+    assert sel.story is story and queries["episode_items"] == 1
+    assert len(_figures(client)) == 4  # the heat strip drawn instead of the lines
     sel.breakdown = "total"
     assert sel.story.items.empty
 
@@ -285,7 +290,8 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
     sel.client = third
     assert sel.episode_info["client_id"] == third and len(builds) == 1
     assert not {q: n for q, n in queries.items() if q in StoredMetrics.EPISODE_READS.values()}, queries
-    # Back to an episode read before: its rows are the process's kept ones, nothing is read again.
+    # Back to an episode read before: its ratings and its caseload's stored rows are the process's kept ones,
+    # nothing is read again.
     back_to = (sel.client, sel.episode)
     sel.open(client_id, episode)
     builds.clear(), queries.clear()

@@ -121,6 +121,33 @@ def test_an_episode_taken_from_its_clinicians_rows_is_the_episode_read_alone(dem
         db.close()
 
 
+def test_a_caseloads_kept_rows_are_one_answer_for_every_viewer_who_may_see_it(demo_db):
+    """The clinician's rows are kept under the viewer's scope narrowed to that clinician: a director, the
+    clinician and a supervisor of theirs share one answer; a viewer outside gets no row and no one's rows."""
+    db = Database(demo_db)
+    try:
+        episode_id, clinician, other = db._con.execute(
+            "SELECT e.episode_id, e.clinician_id, (SELECT min(clinician_id) FROM clinician "
+            "WHERE clinician_id <> e.clinician_id) FROM episode e ORDER BY e.episode_id LIMIT 1"
+        ).fetchone()
+
+        def reads(scope: Scope) -> dict:
+            return StoredMetrics(Service(db, scope), SETTINGS).episode_reads(episode_id, clinician)
+
+        director = reads(Scope.full_access())
+        assert len(director["episode_end"]) == 1
+        kept = db._clinician_run.cache_info().misses
+        for viewer in (Scope.clinicians(clinician), Scope.clinicians(other, clinician)):
+            mine = reads(viewer)
+            for attr, frame in director.items():
+                pd.testing.assert_frame_equal(mine[attr], frame, obj=attr)
+        assert db._clinician_run.cache_info().misses == kept, "another viewer read the caseload again"
+        outside = reads(Scope.clinicians(other))
+        assert all(frame.empty for frame in outside.values())
+    finally:
+        db.close()
+
+
 def test_one_episode_reads_its_status_at_every_rating_from_the_store(demo_db):
     """The client page's metrics of one episode: its change, status and status at every rating come from the
     stored tables (read by the episode's code, within the scope), equal to computing them from the episode's
