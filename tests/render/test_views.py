@@ -30,6 +30,19 @@ def client(demo_db):
     raise AssertionError("no client with four outcome and alliance ratings in the demo")
 
 
+def _count_queries(monkeypatch) -> collections.Counter:
+    """Every query run from now on (not answered from the process's kept answers), by name."""
+    queries = collections.Counter()
+    real_run = Database._run
+
+    def run(self, q, params):
+        queries.update([q.name])
+        return real_run(self, q, params)
+
+    monkeypatch.setattr(Database, "_run", run)
+    return queries
+
+
 def _figures(client):
     """The Bokeh figures of the client charts, top to bottom."""
     grid = client.charts.grid
@@ -105,14 +118,7 @@ def test_item_scores_are_read_only_for_a_breakdown_that_draws_them(client, monke
     """The total (the page's default) draws no item, so a client switch reads none; choosing a breakdown
     rebuilds the story with the episode's items, and the item chart draws them."""
     sel = client.selection
-    queries = collections.Counter()
-    real_run = Database._run
-
-    def run(self, q, params):
-        queries.update([q.name])
-        return real_run(self, q, params)
-
-    monkeypatch.setattr(Database, "_run", run)
+    queries = _count_queries(monkeypatch)
     service = client.service
     assert sel.breakdown == "total"
     for client_id in sel.param.client.objects:  # a client of this clinician's with item scores
@@ -244,15 +250,7 @@ def test_one_story_build_per_interaction(watched, monkeypatch):
     sel = page.selection
     busy = []
     sel.param.watch(lambda e: busy.append(e.new), ["busy"])
-    # Every query run, by name.
-    queries = collections.Counter()
-    real_run = Database._run
-
-    def run(self, q, params):
-        queries.update([q.name])
-        return real_run(self, q, params)
-
-    monkeypatch.setattr(Database, "_run", run)
+    queries = _count_queries(monkeypatch)
     assert isinstance(sel.metrics, StoredMetrics)  # the demo's store is current
 
     def interaction(action) -> str:
